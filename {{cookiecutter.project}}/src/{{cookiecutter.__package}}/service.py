@@ -1,0 +1,260 @@
+"""The model's HTTP API: a BentoML service whose request schema comes from the model itself.
+
+The request model is derived at import time from the `schema.json` stored next to the model in
+the BentoML model store (written by `make bento`), so a model trained on another CSV gets a
+correct, validated API with no code change. Serve it with `make serve`; see docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import time
+from typing import Annotated, Any, Literal
+
+import bentoml
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+# The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
+# so the inverse is exact. `make bento` stores the model under the project name.
+PACKAGE = __name__.rpartition(".")[0] or __name__
+MODEL_NAME = PACKAGE.replace("_", "-")
+MODEL_FILE = "model.pkl"
+SCHEMA_FILE = "schema.json"
+
+# Limits that keep one request from taking the service down; override per deployment.
+MAX_BATCH = int(os.environ.get("SERVICE_MAX_BATCH", "1000"))
+MAX_BODY_BYTES = int(os.environ.get("SERVICE_MAX_BODY_BYTES", str(4 * 1024 * 1024)))
+WORKERS = int(os.environ.get("SERVICE_WORKERS", "2"))
+
+# A finite float; strict so that "1.5" and true are type errors rather than silently coerced.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+# ----------------------------------------------------------------------------- request models
+def feature_type(feature: dict[str, Any]) -> Any:
+    """Pydantic type of one feature; null is allowed because the pipeline imputes it."""
+    if feature["kind"] == "categorical":
+        levels = tuple(str(level) for level in feature["categories"])
+        return Literal[levels] | None  # type: ignore[valid-type]
+    return Number | None
+
+
+def record_model(schema: dict[str, Any]) -> type[BaseModel]:
+    """One input record: every feature required, under its column name, nothing else allowed.
+
+    Column names may contain spaces or collide once slugged, so fields get positional Python
+    names (f0, f1, ...) and the column name as alias; errors and the OpenAPI schema use the alias.
+    """
+    fields: dict[str, Any] = {
+        f"f{index}": (feature_type(feature), Field(alias=feature["name"]))
+        for index, feature in enumerate(schema["features"])
+    }
+    config = ConfigDict(extra="forbid", populate_by_name=False, serialize_by_alias=True)
+    return create_model("Record", __config__=config, **fields)
+
+
+def batch_model(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
+    """A batch request: `{"records": [...]}` with 1..max_batch records."""
+    records = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    return create_model(
+        "Batch", __config__=ConfigDict(extra="forbid"), records=(records, Field())
+    )
+
+
+def label_type(schema: dict[str, Any]) -> Any:
+    """Type of one prediction: a class label for classifiers, a number for regressors."""
+    if schema["task"] == "classification":
+        return Literal[tuple(schema["classes"])]  # type: ignore[valid-type]
+    return float
+
+
+def prediction_model(schema: dict[str, Any]) -> type[BaseModel]:
+    """One prediction; classifiers add the probability of every class (keyed by class label)."""
+    fields: dict[str, Any] = {"prediction": (label_type(schema), Field())}
+    if schema["task"] == "classification":
+        fields["probabilities"] = (dict[str, float], Field())
+    return create_model("Prediction", **fields)
+
+
+# ------------------------------------------------------------------------------ the service
+class Lineage(BaseModel):
+    """Where the served model comes from; `make bento` copies it from the MLflow run."""
+
+    model_name: str
+    model_version: str
+    model_alias: str
+    mlflow_run_id: str
+    mlflow_tracking_uri: str
+    git_commit: str
+    git_branch: str
+    data_md5: str
+    bento_model: str
+
+
+def load_schema(model: bentoml.models.BentoModel) -> dict[str, Any]:
+    stored = model.stored
+    if stored is None:
+        raise RuntimeError(f"model {model.tag} is not in the BentoML model store; run `make bento`")
+    return json.loads(open(stored.path_of(SCHEMA_FILE), encoding="utf-8").read())
+
+
+MODEL = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
+SCHEMA = load_schema(MODEL)
+COLUMNS: list[str] = [feature["name"] for feature in SCHEMA["features"]]
+NUMERIC: list[bool] = [feature["kind"] == "numeric" for feature in SCHEMA["features"]]
+IS_CLASSIFIER = SCHEMA["task"] == "classification"
+Record = record_model(SCHEMA)
+Batch = batch_model(Record, MAX_BATCH)
+Prediction = prediction_model(SCHEMA)
+
+
+class Predictions(BaseModel):
+    predictions: list[Prediction]  # type: ignore[valid-type]
+    model_version: str
+
+
+class SinglePrediction(Prediction):  # type: ignore[valid-type, misc]
+    model_version: str
+
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="model_predictions",
+    documentation="Records predicted, by endpoint and outcome",
+    labelnames=["endpoint", "outcome"],
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="model_predict_seconds",
+    documentation="Time spent in the model per request, by endpoint and outcome",
+    labelnames=["endpoint", "outcome"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+
+def to_frame(records: list[BaseModel]) -> pd.DataFrame:
+    """The records as the DataFrame the pipeline was trained on: same columns, same order.
+
+    Column-wise construction keeps numeric columns float64 (null -> NaN) and categorical columns
+    object with NaN for null, which is what the imputers treat as missing.
+    """
+    rows = [record.__dict__ for record in records]
+    data = {}
+    for index, (column, numeric) in enumerate(zip(COLUMNS, NUMERIC, strict=True)):
+        values = [row[f"f{index}"] for row in rows]
+        if numeric:
+            data[column] = np.array(values, dtype=np.float64)
+        else:
+            data[column] = np.array([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(data, columns=COLUMNS)
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to bodies over the limit, before anything parses them.
+
+    A declared Content-Length is checked up front (the server enforces it); a chunked body is
+    buffered up to the limit and replayed to the app.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit():
+            if int(length) > self.max_bytes:
+                return await self.refuse(send)
+            return await self.app(scope, receive, send)
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self.refuse(send)
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> dict:
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def refuse(self, send: Any) -> None:
+        body = json.dumps(
+            {"error": f"request body is larger than the limit of {self.max_bytes} bytes"}
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+# Measured on 2 cores: 2 workers, async endpoints calling the model inline (no thread hop, no
+# adaptive batching: it answered 503 under load) and no access log give ~10x `mlflow models serve`.
+@bentoml.service(
+    name=MODEL_NAME,
+    workers=WORKERS,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},
+)
+class Model:
+    bento_model = MODEL
+
+    def __init__(self) -> None:
+        stored = self.bento_model
+        with open(stored.path_of(MODEL_FILE), "rb") as file:
+            # The native scikit-learn pipeline: MLflow's pyfunc wrapper halves throughput.
+            self.model = pickle.load(file)  # noqa: S301 - our own model store, written by make bento
+        self.lineage = Lineage(bento_model=str(stored.tag), **stored.info.metadata["lineage"])
+        self.classes = [str(label) for label in getattr(self.model, "classes_", [])]
+        # Move everything loaded so far out of the garbage collector's view: without this, full
+        # collections over the model's objects pushed p99 from ~7 ms to ~80 ms.
+        gc.collect()
+        gc.freeze()
+
+    def predict_records(self, endpoint: str, records: list[BaseModel]) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            results = self.run_model(to_frame(records))
+            outcome = "ok"
+            return results
+        finally:
+            LATENCY.labels(endpoint=endpoint, outcome=outcome).observe(time.perf_counter() - start)
+            PREDICTIONS.labels(endpoint=endpoint, outcome=outcome).inc(len(records))
+
+    def run_model(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        if not IS_CLASSIFIER:
+            return [{"prediction": float(value)} for value in self.model.predict(frame)]
+        probabilities = self.model.predict_proba(frame)
+        labels = self.model.classes_[probabilities.argmax(axis=1)].tolist()
+        return [
+            {"prediction": label, "probabilities": dict(zip(self.classes, row, strict=True))}
+            for label, row in zip(labels, probabilities.tolist(), strict=True)
+        ]
+
+    @bentoml.api
+    async def predict(self, record: Record, /) -> SinglePrediction:  # type: ignore[valid-type]
+        """Predict one record: the body is a JSON object with one key per feature column."""
+        [result] = self.predict_records("predict", [record])
+        return SinglePrediction(**result, model_version=self.lineage.model_version)
+
+    @bentoml.api
+    async def predict_batch(self, batch: Batch, /) -> Predictions:  # type: ignore[valid-type]
+        """Predict many records in one request: `{"records": [{...}, ...]}`."""
+        results = self.predict_records("predict_batch", batch.records)
+        return Predictions(predictions=results, model_version=self.lineage.model_version)
+
+    @bentoml.api
+    async def metadata(self) -> Lineage:
+        """The MLflow run, registered model version and alias, git commit and data hash."""
+        return self.lineage
+
+
+Model.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
