@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need, and nothing that is already there:
+# uv, the template's dev venv (from uv.lock), Debian tools, and gitlab-ci-local from npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+GITLAB_CI_LOCAL_VERSION=4.73.0
+# command -> Debian package
+declare -A DEBIAN=(
+  [git]=git [make]=make [rsync]=rsync [shellcheck]=shellcheck [buildah]=buildah
+  [skopeo]=skopeo [docker-registry]=docker-registry [debootstrap]=debootstrap [wrk]=wrk
+  [curl]=curl [jq]=jq
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null || [[ "$(uv --version)" != "uv $UV_VERSION"* ]]; then
+  log "installing uv $UV_VERSION"
+  python3 -m pip install --quiet --user "uv==$UV_VERSION" 2>/dev/null \
+    || python3 -m pip install --quiet "uv==$UV_VERSION"
+fi
+export PATH="$HOME/.local/bin:$PATH"
+
+missing=()
+for cmd in "${!DEBIAN[@]}"; do
+  command -v "$cmd" >/dev/null || missing+=("${DEBIAN[$cmd]}")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .cache/node/bin/gitlab-ci-local ]] \
+  || [[ "$(.cache/node/bin/gitlab-ci-local --version 2>/dev/null)" != "$GITLAB_CI_LOCAL_VERSION" ]]; then
+  log "installing gitlab-ci-local $GITLAB_CI_LOCAL_VERSION"
+  npm install --silent --global --prefix .cache/node "gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION" >/dev/null
+fi
+
+uv sync --quiet --locked

@@ -1,0 +1,36 @@
+"""`make setup`: make sure the raw data is in the workspace and in the DVC cache.
+
+A fresh clone pulls it from the DVC remote; a freshly generated project already has the file, so
+it is committed to the cache (and can then be pushed).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .config import load_params
+from .errors import ProjectError, run
+
+
+def dvc(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], check=False)
+    if result.returncode:
+        raise ProjectError(f"`dvc {' '.join(args)}` failed (exit {result.returncode})")
+
+
+def main() -> None:
+    data = Path(load_params().data.path)
+    pointer = data.with_name(data.name + ".dvc")
+    if not pointer.is_file():
+        raise ProjectError(f"{pointer}: not found; track your data with `dvc add {data}`")
+    if data.is_file():
+        dvc("commit", "--force", "--quiet", str(pointer))
+    else:
+        dvc("pull", "--quiet", str(pointer))
+    print(f"setup: {data} is in the workspace and the DVC cache")
+
+
+if __name__ == "__main__":
+    run(main)

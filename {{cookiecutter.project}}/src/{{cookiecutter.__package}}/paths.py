@@ -1,0 +1,17 @@
+"""Where every pipeline file lives, relative to the repository root (dvc.yaml names the same)."""
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+PREPARED = Path("data/prepared")
+TRAIN_FILE = PREPARED / "train.csv"
+TEST_FILE = PREPARED / "test.csv"
+SCHEMA_FILE = PREPARED / "schema.json"
+MODEL_FILE = Path("models/model.pkl")
+METRICS_FILE = Path("metrics/metrics.json")
+PREDICTIONS_FILE = Path("metrics/predictions.csv")
+PLOTS_DIR = Path("metrics/plots")
+# Written by make targets outside DVC, read by the later pipeline steps.
+BUILD = Path("build")
+LINEAGE_FILE = BUILD / "lineage.json"
+REPRODUCE_REPORT = BUILD / "reproduce.json"
