@@ -1,0 +1,121 @@
+"""Render the charts with the real Helm 4 engine, and play Argo CD's ApplicationSets offline.
+
+Argo CD's Git files generator is emulated from its source (applicationset/generators/git.go):
+each matching file's YAML mapping becomes the parameters, plus `path` = {path, basename,
+filename, basenameNormalized, filenameNormalized, segments} of the file's directory. The
+ApplicationSet's `template` is then evaluated as a Go template with those parameters, by
+Helm's engine (same text/template and Sprig functions as Argo CD's goTemplate mode).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import helm_python as helm
+import yaml
+from conftest import TEMPLATE
+
+CHARTS = TEMPLATE / "charts"
+BENTO_CHART = CHARTS / "bento-service"
+APPS_CHART = CHARTS / "argocd-apps"
+
+Manifest = dict[str, Any]
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def release_name(values: dict[str, Any]) -> str:
+    return f"{values['project']}-{values['environment']}"
+
+
+def render(chart: Path, values: dict[str, Any], name: str, namespace: str) -> list[Manifest]:
+    """Every object the chart renders (NOTES.txt and empty templates left out)."""
+    with helm.Chart.load(chart) as loaded:
+        rendered = loaded.render(values, name=name, namespace=namespace)
+    return [
+        doc
+        for path, text in sorted(rendered.items())
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def render_bento(values: dict[str, Any]) -> list[Manifest]:
+    """The bento-service chart as Argo CD installs it: release and namespace <project>-<env>."""
+    name = release_name(values)
+    return render(BENTO_CHART, values, name=name, namespace=name)
+
+
+def one(objects: list[Manifest], kind: str) -> Manifest:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def git_files_params(repo: Path, file: Path) -> dict[str, Any]:
+    """The goTemplate parameters Argo CD's Git files generator yields for one file."""
+    directory = PurePosixPath(file.relative_to(repo).parent.as_posix())
+    params = dict(load_values(file))
+    params["path"] = {
+        "path": str(directory),
+        "basename": directory.name,
+        "filename": file.name,
+        "basenameNormalized": _sanitize(directory.name),
+        "filenameNormalized": _sanitize(file.name),
+        "segments": str(directory).split("/"),
+    }
+    return params
+
+
+def _sanitize(name: str) -> str:
+    # Argo CD's utils.SanitizeName: invalid characters become '-', trimmed to 253.
+    return re.sub(r"[^-a-z0-9.]", "-", name.lower()).strip("-.")[:253]
+
+
+def generate(appset: Manifest, repo: Path) -> list[dict[str, Any]]:
+    """Parameters of every file the ApplicationSet's Git files generator matches in `repo`."""
+    (generator,) = appset["spec"]["generators"]
+    rules = generator["git"]["files"]
+    include = [r["path"] for r in rules if not r.get("exclude")]
+    exclude = [r["path"] for r in rules if r.get("exclude")]
+
+    def matches(relative: str, pattern: str) -> bool:
+        parts, globs = PurePosixPath(relative).parts, PurePosixPath(pattern).parts
+        return len(parts) == len(globs) and PurePosixPath(relative).match(pattern)
+
+    files = sorted(
+        file
+        for file in repo.rglob("*")
+        if file.is_file()
+        and any(matches(file.relative_to(repo).as_posix(), p) for p in include)
+        and not any(matches(file.relative_to(repo).as_posix(), p) for p in exclude)
+    )
+    return [git_files_params(repo, f) for f in files]
+
+
+def application(appset: Manifest, params: dict[str, Any], workdir: Path) -> Manifest:
+    """The Application an ApplicationSet template yields for one parameter set.
+
+    The template goes through Helm's Go template engine as JSON text, with the parameters
+    as the root object (`{{ with .Values }}`), as Argo CD evaluates each string field.
+    """
+    chart = workdir / "appset-template"
+    (chart / "templates").mkdir(parents=True, exist_ok=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: appset-template\nversion: 0.0.0\n")
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        **appset["spec"]["template"],
+    }
+    (chart / "templates" / "application.json").write_text(
+        "{{- with .Values }}" + json.dumps(app) + "{{- end }}"
+    )
+    with helm.Chart.load(chart) as loaded:
+        (text,) = loaded.render(params, name="appset", namespace="argocd").values()
+    return json.loads(text)
