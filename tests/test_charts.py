@@ -147,6 +147,17 @@ def test_bad_values_fail_naming_the_key(change: dict[str, Any], key: str) -> Non
         render_bento(minimal(**change))
 
 
+def test_python_jsonschema_agrees_with_helm() -> None:
+    """The deploy tool validates with Python's jsonschema: same verdicts as Helm's validator."""
+    schema = json.loads((BENTO_CHART / "values.schema.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator.check_schema(schema)
+    for scenario in BENTO_SCENARIOS:
+        validator.validate(load_values(scenario))
+    for bad in ({"replicas": 2}, {"replicaCount": "2"}, {"project": "Iris_1"}):
+        assert not validator.is_valid(minimal(**bad))
+
+
 def test_missing_image_fails_naming_the_key() -> None:
     values = minimal()
     del values["image"]
