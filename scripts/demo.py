@@ -1,0 +1,211 @@
+"""`make demo`: the whole loop on one machine, on the embedded defaults.
+
+Generate a model repo, branch, run the pipeline (the CI jobs' make targets, in CI order), deploy
+the branch to a local GitOps repo, render what Argo CD would apply, serve and predict, merge to
+the default branch (production, behind the quality gate), tear the branch down, and summarise.
+Everything lands in demo/ (git-ignored); run it again to start over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import helm_python as helm
+import yaml
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+DEMO = TEMPLATE / "demo"
+CACHE = TEMPLATE / ".cache"
+BRANCH = "feature/stronger-regularisation"
+REGISTRY_PORT = 5000
+timings: list[tuple[str, float]] = []
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1;34m==> {text}\033[0m", flush=True)
+
+
+def step(title: str, command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run one command with live output; stop the demo on failure."""
+    banner(f"{title}: {' '.join(command)}")
+    started = time.monotonic()
+    process = subprocess.run(
+        command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    timings.append((title, time.monotonic() - started))
+    print(process.stdout, end="")
+    if process.returncode:
+        sys.exit(f"demo: '{title}' failed with exit code {process.returncode}")
+    return process.stdout
+
+
+def demo_env() -> dict[str, str]:
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv")),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "BENTOML_HOME": str(DEMO / "bentoml"),
+        "IMAGE_REPOSITORY": f"127.0.0.1:{REGISTRY_PORT}/breast-cancer-classifier",
+        "CONTAINERS_STORAGE_CONF": str(CACHE / "containers" / "storage.conf"),
+        "BUILDAH_ISOLATION": "chroot",
+        "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", "Demo"),
+        "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", "demo@example.invalid"),
+        "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME", "Demo"),
+        "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL", "demo@example.invalid"),
+    }
+    for leaked in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "GITOPS_REPO", "UV_PROJECT_ENVIRONMENT"):
+        env.pop(leaked, None)
+    return env
+
+
+def render_gitops(gitops: Path) -> None:
+    """What Argo CD would apply: the chart rendered with every values file in the GitOps repo."""
+    checkout = DEMO / "gitops-checkout"
+    shutil.rmtree(checkout, ignore_errors=True)
+    subprocess.run(["git", "clone", "--quiet", str(gitops), str(checkout)], check=True)
+    for values_file in sorted(checkout.glob("envs/*/*/values.yaml")):
+        values = yaml.safe_load(values_file.read_text())
+        name = f"{values['project']}-{values['environment']}"
+        with helm.Chart.load(TEMPLATE / "charts" / "bento-service") as chart:
+            rendered = chart.render(values, name=name, namespace=name)
+        objects = [
+            f"{doc['kind']}/{doc['metadata']['name']}"
+            for path, text in sorted(rendered.items())
+            if path.endswith(".yaml")
+            for doc in yaml.safe_load_all(text)
+            if doc
+        ]
+        print(f"  Application {name} <- {values_file.relative_to(checkout)}")
+        print("    " + ", ".join(objects))
+
+
+def serve_and_predict(project: Path, env: dict[str, str]) -> str:
+    banner("serve the Bento and ask for a prediction")
+    server = subprocess.Popen(
+        ["make", "serve", "PORT=3999"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen("http://127.0.0.1:3999/readyz", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        schema = json.loads((project / "data/prepared/schema.json").read_text())
+        import pandas as pd
+
+        row = pd.read_csv(project / "data/prepared/test.csv").iloc[0]
+        record = {f["name"]: float(row[f["name"]]) for f in schema["features"]}
+        request = urllib.request.Request(
+            "http://127.0.0.1:3999/predict",
+            data=json.dumps({"record": record}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        answer = urllib.request.urlopen(request, timeout=10).read().decode()
+        print(f"  POST /predict -> {answer}")
+        return answer
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    env = demo_env()
+    shutil.rmtree(DEMO, ignore_errors=True)
+    DEMO.mkdir()
+    banner("generate a model repo with cookiecutter (embedded defaults)")
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(DEMO)))
+    print(f"  {project}")
+    gitops = DEMO / "gitops.git"
+
+    step("setup", ["make", "setup"], project, env)
+    step("train on main", ["make", "train"], project, env)
+    subprocess.run(["git", "add", "--all"], cwd=project, check=True, env=env)
+    subprocess.run(
+        ["git", "commit", "--quiet", "-m", "Train the first model"],
+        cwd=project,
+        check=True,
+        env=env,
+    )
+
+    banner(f"branch {BRANCH} and change a hyperparameter")
+    subprocess.run(["git", "switch", "--quiet", "-c", BRANCH], cwd=project, check=True, env=env)
+    params = (project / "params.yaml").read_text().replace("C: 1.0", "C: 0.5")
+    (project / "params.yaml").write_text(params)
+    step("train", ["make", "train"], project, env)
+    subprocess.run(
+        ["git", "commit", "--quiet", "-am", "Stronger regularisation"],
+        cwd=project,
+        check=True,
+        env=env,
+    )
+    step("reproduce", ["make", "reproduce"], project, env)
+    step("bento", ["make", "bento"], project, env)
+    step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
+    step(
+        "registry",
+        [
+            str(TEMPLATE / "scripts/registry.sh"),
+            "start",
+            str(DEMO / "registry"),
+            str(REGISTRY_PORT),
+        ],
+        project,
+        env,
+    )
+    step("image", ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"], project, env)
+    step("deploy the branch", ["make", "deploy"], project, env)
+    banner("what Argo CD would apply")
+    render_gitops(gitops)
+    serve_and_predict(project, env)
+
+    banner(f"merge {BRANCH} into main")
+    subprocess.run(["git", "switch", "--quiet", "main"], cwd=project, check=True, env=env)
+    subprocess.run(
+        ["git", "merge", "--quiet", "--no-ff", "-m", f"Merge {BRANCH}", BRANCH],
+        cwd=project,
+        check=True,
+        env=env,
+    )
+    step("train on main", ["make", "train"], project, env)
+    step("deploy production (quality gate)", ["make", "deploy"], project, env)
+    step("tear the branch down", ["make", "teardown"], project, {**env, "DEPLOY_BRANCH": BRANCH})
+    banner("what Argo CD would apply now")
+    render_gitops(gitops)
+    banner("GitOps history")
+    print(
+        subprocess.run(
+            ["git", "log", "--format=  %h %s"], cwd=gitops, capture_output=True, text=True
+        ).stdout
+    )
+
+    banner("summary")
+    lineage = json.loads((project / "build/lineage.json").read_text())
+    print(f"  project      {project}")
+    print(f"  MLflow run   {lineage['run_url']}")
+    print(f"  model        {lineage['model_name']} v{lineage['model_version']}")
+    print(f"  GitOps repo  {gitops}")
+    for title, seconds in timings:
+        print(f"  {seconds:7.1f} s  {title}")
+    print(f"  {sum(s for _, s in timings):7.1f} s  total")
+
+
+if __name__ == "__main__":
+    main()

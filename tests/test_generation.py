@@ -1,0 +1,253 @@
+"""Baking the template: option combinations, the exact files, rendering, and refused input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATE, bake, model_env, run, trained_project  # noqa: F401
+
+SUPPORTED = [
+    {"ci_provider": "gitlab", "python_version": "3.11", "dataset": "breast_cancer"},
+    {"ci_provider": "github", "python_version": "3.12", "dataset": "wine"},
+    {"ci_provider": "both", "python_version": "3.13", "dataset": "diabetes"},
+    {
+        "ci_provider": "both",
+        "python_version": "3.11",
+        "dataset": "breast_cancer",
+        "project": "a" * 24,
+        "default_branch": "trunk",
+    },
+]
+TEXT_SUFFIXES = {
+    ".py",
+    ".yml",
+    ".yaml",
+    ".toml",
+    ".json",
+    ".md",
+    ".cfg",
+    ".lock",
+    ".txt",
+    ".lua",
+    ".sh",
+    "",
+}
+
+
+def generated_files(project: Path) -> set[str]:
+    return {
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+
+
+@pytest.fixture(scope="module", params=SUPPORTED, ids=lambda c: "-".join(c.values()))
+def baked(request, tmp_path_factory) -> tuple[dict, Path]:
+    return request.param, bake(tmp_path_factory.mktemp("combo"), **request.param)
+
+
+def test_files_follow_the_options(baked) -> None:
+    options, project = baked
+    files = generated_files(project)
+    dataset = options["dataset"]
+    assert {f"data/raw/{dataset}.csv", f"data/raw/{dataset}.csv.dvc"} <= files
+    assert not any(
+        f.startswith("data/raw/") and dataset not in f for f in files if f.endswith("csv")
+    )
+    has_gitlab = ".gitlab-ci.yml" in files
+    has_github = any(f.startswith(".github/workflows/") for f in files)
+    assert (has_gitlab, has_github) == {
+        "gitlab": (True, False),
+        "github": (False, True),
+        "both": (True, True),
+    }[options["ci_provider"]]
+    assert not [p for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
+
+
+def test_nothing_is_left_unrendered(baked) -> None:
+    _, project = baked
+    for name in generated_files(project):
+        path = project / name
+        if path.suffix not in TEXT_SUFFIXES or name.endswith(".csv"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "{{ cookiecutter" not in text and "{{cookiecutter" not in text, name
+        assert "{%" not in text, name
+
+
+def test_project_metadata(baked) -> None:
+    options, project = baked
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == project.name
+    assert pyproject["tool"]["mlops"]["default-branch"] == options.get("default_branch", "main")
+    assert (project / ".python-version").read_text().strip() == options["python_version"]
+    package = project.name.replace("-", "_")
+    assert (project / "src" / package / "train.py").is_file()
+    lock = (project / "uv.lock").read_text()
+    assert f'name = "{project.name}"' in lock
+
+
+def test_yaml_and_json_parse(baked) -> None:
+    _, project = baked
+    for name in generated_files(project):
+        if name.endswith((".yml", ".yaml", ".dvc")):
+            yaml.safe_load((project / name).read_text())
+        elif name.endswith(".json"):
+            json.loads((project / name).read_text())
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["data"]["path"] in generated_files(project)
+
+
+def test_generated_python_passes_ruff(baked) -> None:
+    _, project = baked
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "src", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_repository_is_initialised_and_clean(baked) -> None:
+    options, project = baked
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, capture_output=True, text=True).stdout  # noqa: E731
+    assert git("branch", "--show-current").strip() == options.get("default_branch", "main")
+    assert git("rev-list", "--count", "HEAD").strip() == "1"
+    assert git("status", "--porcelain") == ""
+    ignored = git("check-ignore", f"data/raw/{options['dataset']}.csv", "mlflow.db", "models/x")
+    assert len(ignored.splitlines()) == 3
+
+
+BAD_INPUT = [
+    ("project", "Bad Name", "project='Bad Name'", "DNS-1035"),
+    ("project", "1model", "project='1model'", "DNS-1035"),
+    ("project", "model-", "project='model-'", "DNS-1035"),
+    ("project", "a" * 25, "is 25 characters long; the limit is 24", "limit"),
+    ("project", "json", "__package='json'", "standard-library"),
+    ("project", "sklearn", "__package='sklearn'", "depends on"),
+    ("project", "mlflow", "__package='mlflow'", "depends on"),
+    ("project", "deploy", "__package='deploy'", "depends on"),
+    ("project", "class", "__package='class'", "keyword"),
+    ("project_name", 'My "quoted" model', "project_name=", "double quotes"),
+    ("mlflow_tracking_uri", "ftp://x", "mlflow_tracking_uri='ftp://x'", "schemes"),
+    ("mlflow_tracking_uri", "https://", "mlflow_tracking_uri='https://'", "host"),
+    ("image_registry", "Registry.Example.com", "image_registry=", "lower case"),
+    ("gitops_repo", "https:///nohost", "gitops_repo=", "host"),
+    ("gitops_repo", "my repo", "gitops_repo='my repo'", "without spaces"),
+    ("preview_domain", "-bad.example", "preview_domain=", "DNS name"),
+    ("default_branch", "feat..x", "default_branch='feat..x'", "git branch name"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "names", "rule"), BAD_INPUT, ids=lambda v: str(v)[:20])
+def test_bad_input_fails_with_one_line_and_leaves_nothing(
+    tmp_path, field, value, names, rule
+) -> None:
+    extra = {"project": "ok-project"} if field == "project_name" else {}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(TEMPLATE),
+            "-o",
+            str(tmp_path),
+            *(f"{k}={v}" for k, v in extra.items()),
+            f"{field}={value}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1, result.stderr
+    assert names in errors[0] and rule in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("ci_provider", "jenkins"), ("python_version", "3.9"), ("dataset", "mnist")],
+)
+def test_unsupported_choices_are_refused(tmp_path, field, value) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(TEMPLATE),
+            "-o",
+            str(tmp_path),
+            f"{field}={value}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert field in result.stderr and value in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_template_path_works(tmp_path) -> None:
+    """The hooks find the template when cookiecutter is given `.` from the template directory."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            ".",
+            "-o",
+            str(tmp_path),
+            "project=rel",
+        ],
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rel" / "params.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_setup_test_and_train_twice(trained_project: Path, model_env: dict) -> None:  # noqa: F811
+    """The foundation loop: setup and train (fixture), the project's own tests, then a no-op train."""
+    run(["make", "test"], trained_project, model_env, timeout=900)
+    again = run(["make", "train"], trained_project, model_env)
+    assert "Running stage" not in again.stdout
+    assert "unchanged" in again.stdout
+
+    lineage = json.loads((trained_project / "build/lineage.json").read_text())
+    python = Path(model_env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
+    check = f"""
+import json, mlflow
+client = mlflow.MlflowClient("sqlite:///mlflow.db")
+run = client.get_run({lineage["run_id"]!r})
+version = client.get_model_version({lineage["model_name"]!r}, {lineage["model_version"]!r})
+print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics, "tags": run.data.tags,
+                  "version_run": version.run_id, "aliases": list(version.aliases)}}))
+"""
+    found = json.loads(run([str(python), "-c", check], trained_project, model_env).stdout)
+    assert found["params"]["data.target"] == "diagnosis"
+    assert found["metrics"]["accuracy"] > 0.9
+    assert found["tags"]["git_branch"] == "main"
+    assert found["tags"]["data_md5"] == "0d1690bbd5734538a9c8b3b1dc902760"
+    assert found["version_run"] == lineage["run_id"]
+    assert "production" in found["aliases"]
