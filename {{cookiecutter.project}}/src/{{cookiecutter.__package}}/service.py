@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import bentoml
 import numpy as np
 import pandas as pd
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
@@ -122,14 +123,16 @@ class SinglePrediction(Prediction):  # type: ignore[valid-type, misc]
     model_version: str
 
 
-PREDICTIONS = bentoml.metrics.Counter(
-    name="model_predictions",
-    documentation="Records predicted, by endpoint and outcome",
+# Served on /metrics next to BentoML's own request metrics (which count 4xx refusals by code);
+# BentoML sets up prometheus_client's multiprocess mode before it imports this module.
+PREDICTIONS = Counter(
+    "model_predictions",
+    "Records predicted, by endpoint and outcome",
     labelnames=["endpoint", "outcome"],
 )
-LATENCY = bentoml.metrics.Histogram(
-    name="model_predict_seconds",
-    documentation="Time spent in the model per request, by endpoint and outcome",
+LATENCY = Histogram(
+    "model_predict_seconds",
+    "Time spent in the model per request, by endpoint and outcome",
     labelnames=["endpoint", "outcome"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
@@ -139,7 +142,7 @@ def to_frame(records: list[BaseModel]) -> pd.DataFrame:
     """The records as the DataFrame the pipeline was trained on: same columns, same order.
 
     Column-wise construction keeps numeric columns float64 (null -> NaN) and categorical columns
-    object with NaN for null, which is what the imputers treat as missing.
+    object with NaN for null, as in training (pandas 3 would otherwise infer its `str` dtype).
     """
     rows = [record.__dict__ for record in records]
     data = {}
@@ -148,8 +151,8 @@ def to_frame(records: list[BaseModel]) -> pd.DataFrame:
         if numeric:
             data[column] = np.array(values, dtype=np.float64)
         else:
-            data[column] = np.array([np.nan if v is None else v for v in values], dtype=object)
-    return pd.DataFrame(data, columns=COLUMNS)
+            data[column] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(data, columns=COLUMNS, copy=False)
 
 
 class BodySizeLimit:
@@ -158,6 +161,10 @@ class BodySizeLimit:
     A declared Content-Length is checked up front (the server enforces it); a chunked body is
     buffered up to the limit and replayed to the app.
     """
+
+    # Answering while the client still sends makes its TCP stack see a reset instead of the 413,
+    # so the rest of a body up to this many times the limit is read (and dropped) first.
+    DRAIN_FACTOR = 4
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -169,7 +176,7 @@ class BodySizeLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit():
             if int(length) > self.max_bytes:
-                return await self.refuse(send)
+                return await self.refuse(receive, send, more_body=True)
             return await self.app(scope, receive, send)
         messages, size = [], 0
         while True:
@@ -177,7 +184,7 @@ class BodySizeLimit:
             messages.append(message)
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                return await self.refuse(send)
+                return await self.refuse(receive, send, message.get("more_body", False))
             if not message.get("more_body", False):
                 break
 
@@ -186,7 +193,12 @@ class BodySizeLimit:
 
         return await self.app(scope, replay, send)
 
-    async def refuse(self, send: Any) -> None:
+    async def refuse(self, receive: Any, send: Any, more_body: bool) -> None:
+        drained = 0
+        while more_body and drained <= self.max_bytes * self.DRAIN_FACTOR:
+            message = await receive()
+            drained += len(message.get("body", b""))
+            more_body = message.get("more_body", False)
         body = json.dumps(
             {"error": f"request body is larger than the limit of {self.max_bytes} bytes"}
         ).encode()

@@ -1,0 +1,270 @@
+"""The served model: `make bento` from the MLflow registry, `make serve`, and the HTTP API.
+
+One trained project is packaged once; the Bento is served once per module (as a subprocess on a
+free port) and every test talks HTTP to it, from this venv (no scikit-learn or MLflow here: the
+in-process reference answers come from tests/service_inprocess.py run in the project's venv).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import copy_project, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+STARTUP_SECONDS = 180
+MAX_BATCH = 1000  # the service's default SERVICE_MAX_BATCH
+MAX_BODY_BYTES = 4 * 1024 * 1024  # the service's default SERVICE_MAX_BODY_BYTES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    """POST raw bytes; returns the status and the decoded JSON answer (or its text)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+def post_json(url: str, payload: Any) -> tuple[int, Any]:
+    return post(url, json.dumps(payload).encode())
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def bento_project(
+    trained_project: Path, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    """A copy of the trained project after `make bento`, with its own BentoML store."""
+    project = copy_project(trained_project, tmp_path_factory.mktemp("bento"))
+    env = {**model_env, "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml-home"))}
+    run(["make", "bento"], project, env)
+    return project, env
+
+
+@pytest.fixture(scope="module")
+def reference(bento_project: tuple[Path, dict[str, str]]) -> dict[str, Any]:
+    """In-process predictions of the registered model, and its MLflow lineage."""
+    project, env = bento_project
+    python = Path(env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
+    env = {**env, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}"}
+    result = run([str(python), str(HERE / "service_inprocess.py")], project, env)
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def server(bento_project: tuple[Path, dict[str, str]]) -> Iterator[str]:
+    """`make serve` on a free port; yields the base URL once /readyz answers."""
+    project, env = bento_project
+    port = free_port()
+    log = (project / "build" / "serve.log").open("wb")
+    process = subprocess.Popen(
+        ["make", "serve", f"PORT={port}"],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopping it stops the workers too
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if get(f"{url}/readyz") == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            log.flush()
+            tail = (project / "build" / "serve.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"make serve did not become ready (exit {process.poll()}):\n{tail}")
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def record(reference: dict[str, Any]) -> dict[str, Any]:
+    return reference["records"][0]
+
+
+def test_bento_json_and_labels_carry_lineage(
+    bento_project: tuple[Path, dict[str, str]], reference: dict[str, Any]
+) -> None:
+    project, _ = bento_project
+    built = json.loads((project / "build" / "bento.json").read_text())
+    bento_yaml = yaml.safe_load((Path(built["path"]) / "bento.yaml").read_text())
+    lineage = reference["lineage"]
+    assert built["tag"] == f"{bento_yaml['name']}:{bento_yaml['version']}"
+    for key in ("mlflow_run_id", "model_version", "model_alias", "git_commit", "data_md5"):
+        assert bento_yaml["labels"][key] == lineage[key], key
+    requirements = (Path(built["path"]) / "env/python/requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "mlflow" not in requirements
+
+
+def test_predict_matches_in_process(server: str, reference: dict[str, Any]) -> None:
+    for index in range(3):
+        status, answer = post_json(f"{server}/predict", reference["records"][index])
+        assert status == 200, answer
+        assert answer["prediction"] == reference["predictions"][index]
+        assert answer["model_version"] == reference["lineage"]["model_version"]
+        if reference["probabilities"]:
+            expected = dict(zip(reference["classes"], reference["probabilities"][index]))
+            assert answer["probabilities"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_predict_batch_matches_in_process(server: str, reference: dict[str, Any]) -> None:
+    status, answer = post_json(f"{server}/predict_batch", {"records": reference["records"]})
+    assert status == 200, answer
+    assert [p["prediction"] for p in answer["predictions"]] == reference["predictions"]
+    assert answer["model_version"] == reference["lineage"]["model_version"]
+
+
+def test_metadata_matches_mlflow(server: str, reference: dict[str, Any]) -> None:
+    status, answer = post(f"{server}/metadata", b"")
+    assert status == 200, answer
+    for key, value in reference["lineage"].items():
+        assert answer[key] == value, key
+
+
+def test_health_and_metrics(server: str, record: dict[str, Any]) -> None:
+    assert get(f"{server}/livez") == 200
+    assert get(f"{server}/readyz") == 200
+    post_json(f"{server}/predict", record)
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'model_predictions_total{endpoint="predict",outcome="ok"}' in metrics
+    assert "model_predict_seconds_bucket" in metrics
+
+
+def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
+    """(case, endpoint, body, text the answer must contain) for every kind of bad input."""
+    schema = reference["schema"]
+    good = reference["records"][0]
+    first = schema["features"][0]["name"]
+    numeric = next(f["name"] for f in schema["features"] if f["kind"] == "numeric")
+
+    def body(**changes: Any) -> bytes:
+        return json.dumps({**good, **changes}).encode()
+
+    missing = {key: value for key, value in good.items() if key != first}
+    cases = [
+        ("malformed JSON", "predict", b'{"' + first.encode() + b'": ', "json_invalid"),
+        ("not an object", "predict", b"[1, 2]", "object"),
+        ("missing field", "predict", json.dumps(missing).encode(), first),
+        ("extra field", "predict", body(**{"no such column": 1}), "no such column"),
+        ("wrong type", "predict", body(**{numeric: "12.5"}), numeric),
+        ("boolean", "predict", body(**{numeric: True}), numeric),
+        ("NaN", "predict", json.dumps({**good, numeric: math.nan}).encode(), numeric),
+        ("Infinity", "predict", json.dumps({**good, numeric: math.inf}).encode(), numeric),
+        ("overflow", "predict", body(**{numeric: 0}).replace(b": 0", b": 1e999", 1), numeric),
+        ("empty batch", "predict_batch", b'{"records": []}', "records"),
+        ("batch not a list", "predict_batch", b'{"records": 5}', "records"),
+        ("bad record in batch", "predict_batch", json.dumps({"records": [good, missing]}).encode(), first),
+        (
+            "batch over the maximum",
+            "predict_batch",
+            json.dumps({"records": [good] * (MAX_BATCH + 1)}).encode(),
+            "records",
+        ),
+        ("oversized body", "predict", b" " * (MAX_BODY_BYTES + 1), "limit"),
+    ]
+    categorical = [f for f in schema["features"] if f["kind"] == "categorical"]
+    if categorical:
+        name = categorical[0]["name"]
+        cases.append(("unknown category", "predict", body(**{name: "no such level"}), name))
+    return cases
+
+
+def test_bad_inputs_get_4xx_naming_the_field(server: str, reference: dict[str, Any]) -> None:
+    failures = []
+    for case, endpoint, body, expected in bad_inputs(reference):
+        status, answer = post(f"{server}/{endpoint}", body)
+        text = json.dumps(answer)
+        if not 400 <= status < 500 or expected not in text:
+            failures.append(f"{case}: {status} {text[:300]}")
+    assert not failures, "\n".join(failures)
+    assert get(f"{server}/livez") == 200
+    assert post_json(f"{server}/predict", reference["records"][0])[0] == 200
+
+
+# Any JSON value, nested a little: what a confused client might send for a field.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+
+
+@st.composite
+def mangled_bodies(draw: st.DrawFn, reference: dict[str, Any]) -> tuple[str, bytes]:
+    """A valid record with fields changed, dropped or added, as a single or a batch request."""
+    record = dict(reference["records"][0])
+    names = [feature["name"] for feature in reference["schema"]["features"]]
+    for name in draw(st.lists(st.sampled_from(names), max_size=3)):
+        record.pop(name, None)
+    keys = st.sampled_from(names) | st.text(max_size=8)
+    record.update(draw(st.dictionaries(keys, JSON_VALUES, max_size=3)))
+    if draw(st.booleans()):
+        return "predict", json.dumps(record).encode()
+    return "predict_batch", json.dumps({"records": draw(st.lists(st.just(record), max_size=3))}).encode()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_fuzz_never_5xx(server: str, reference: dict[str, Any], data: st.DataObject) -> None:
+    endpoint, body = data.draw(
+        mangled_bodies(reference)
+        | st.tuples(st.sampled_from(["predict", "predict_batch", "metadata"]), st.binary(max_size=64))
+    )
+    content_type = data.draw(st.sampled_from(["application/json", "text/plain", "multipart/form-data"]))
+    status, answer = post(f"{server}/{endpoint}", body, content_type)
+    assert status < 500, f"{endpoint} {body[:200]!r} ({content_type}) -> {status} {answer}"

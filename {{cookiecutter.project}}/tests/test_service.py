@@ -1,0 +1,147 @@
+"""The service's request and response models come from schema.json: check the derivation.
+
+Fast, no server: the service module is imported against a throwaway BentoML store that holds
+only a schema.json (the model itself is loaded when a worker starts, not on import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pydantic import ValidationError
+
+SCHEMA = {
+    "target": "label",
+    "task": "classification",
+    "features": [
+        {"name": "age", "kind": "numeric"},
+        {"name": "income k$", "kind": "numeric"},
+        {"name": "city", "kind": "categorical", "categories": ["lyon", "nice", "paris"]},
+    ],
+    "classes": ["no", "yes"],
+}
+RECORD = {"age": 42.0, "income k$": 51.5, "city": "paris"}
+
+
+def package_name() -> str:
+    src = Path(__file__).resolve().parents[1] / "src"
+    [package] = [path.name for path in src.iterdir() if (path / "service.py").is_file()]
+    return package
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The service module, imported against a store whose latest model has SCHEMA."""
+    # BentoML reads BENTOML_HOME on first use of a store, so set it before anything touches one.
+    os.environ["BENTOML_HOME"] = str(tmp_path_factory.mktemp("bentoml"))
+    import bentoml
+
+    name = package_name()
+    with bentoml.models.create(name.replace("_", "-")) as model:
+        Path(model.path_of("schema.json")).write_text(json.dumps(SCHEMA), encoding="utf-8")
+    return importlib.import_module(f"{name}.service")
+
+
+def errors(model: type, payload: object) -> list[dict]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(json.dumps(payload))
+    return caught.value.errors()
+
+
+def test_import_derives_request_model_from_store(service: ModuleType) -> None:
+    assert service.COLUMNS == ["age", "income k$", "city"]
+    properties = service.Record.model_json_schema(by_alias=True)["properties"]
+    assert list(properties) == service.COLUMNS
+    assert service.Record.model_validate(RECORD).model_dump() == RECORD
+
+
+def test_every_feature_is_required_but_may_be_null(service: ModuleType) -> None:
+    missing = {key: value for key, value in RECORD.items() if key != "income k$"}
+    [error] = errors(service.Record, missing)
+    assert (error["type"], error["loc"]) == ("missing", ("income k$",))
+    nulls = dict.fromkeys(RECORD)
+    assert service.Record.model_validate(nulls).model_dump() == nulls
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("age", "42", "float_type"),  # strict: no string-to-number coercion
+        ("age", True, "float_type"),
+        ("age", [1], "float_type"),
+        ("income k$", 1e400, "finite_number"),  # JSON overflow -> inf
+        ("city", "rome", "literal_error"),
+        ("city", 3, "literal_error"),
+    ],
+)
+def test_wrong_values_name_the_field(service: ModuleType, field: str, value, kind: str) -> None:
+    [error] = errors(service.Record, {**RECORD, field: value})
+    assert (error["type"], error["loc"]) == (kind, (field,))
+
+
+def test_nan_is_refused(service: ModuleType) -> None:
+    with pytest.raises(ValidationError, match="income k\\$"):
+        service.Record.model_validate_json(json.dumps({**RECORD, "income k$": math.nan}))
+
+
+def test_extra_fields_are_refused(service: ModuleType) -> None:
+    [error] = errors(service.Record, {**RECORD, "label": "yes"})
+    assert (error["type"], error["loc"]) == ("extra_forbidden", ("label",))
+
+
+def test_batch_bounds(service: ModuleType) -> None:
+    assert errors(service.Batch, {"records": []})[0]["type"] == "too_short"
+    too_many = {"records": [RECORD] * (service.MAX_BATCH + 1)}
+    assert errors(service.Batch, too_many)[0]["type"] == "too_long"
+    assert len(service.Batch.model_validate({"records": [RECORD] * 3}).records) == 3
+
+
+def test_frame_has_training_columns_and_dtypes(service: ModuleType) -> None:
+    records = [service.Record.model_validate(r) for r in (RECORD, dict.fromkeys(RECORD))]
+    frame = service.to_frame(records)
+    assert list(frame.columns) == service.COLUMNS
+    assert [str(dtype) for dtype in frame.dtypes] == ["float64", "float64", "object"]
+    assert frame["city"].tolist()[0] == "paris" and math.isnan(frame["city"].tolist()[1])
+    assert math.isnan(frame["age"].tolist()[1])
+
+
+def test_regression_schema_has_no_probabilities(service: ModuleType) -> None:
+    regression = {**SCHEMA, "task": "regression"}
+    del regression["classes"]
+    prediction = service.prediction_model(regression)
+    assert set(prediction.model_fields) == {"prediction"}
+    assert set(service.prediction_model(SCHEMA).model_fields) == {"prediction", "probabilities"}
+
+
+def test_body_size_limit_refuses_large_chunked_bodies(service: ModuleType) -> None:
+    reached = []
+
+    async def app(scope, receive, send) -> None:
+        reached.append((await receive())["body"])
+
+    async def call(chunks: list[bytes]) -> list[dict]:
+        sent, pending = [], [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ]
+
+        async def receive() -> dict:
+            return pending.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        limit = service.BodySizeLimit(app, max_bytes=10)
+        await limit({"type": "http", "headers": []}, receive, send)
+        return sent
+
+    assert asyncio.run(call([b"12345", b"67890"])) == [] and reached == [b"12345"]
+    [start, _body] = asyncio.run(call([b"123456", b"789012"]))
+    assert start["status"] == 413
