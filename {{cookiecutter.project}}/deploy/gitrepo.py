@@ -22,9 +22,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .settings import is_remote
 
-MAX_ATTEMPTS = 12
-BACKOFF_BASE_S = 0.1
-BACKOFF_CAP_S = 3.0
+# Under heavy contention (dozens of pipelines pushing at once) a writer may lose many rounds;
+# the backoff grows so that late rounds spread writers over several seconds.
+MAX_ATTEMPTS = 30
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 8.0
 BOT = {"name": "gitops-deploy", "email": "gitops-deploy@localhost"}
 
 
@@ -100,35 +102,37 @@ class Clone:
         return result
 
     def init(self) -> None:
+        # No remote is configured: the location is passed to each fetch and push, so no URL
+        # (and no credential in one) is ever written into a git config.
         self.git("init", "--quiet")
-        self.git("remote", "add", "origin", self.location)
 
     def sync(self) -> None:
         """Reset the work tree to the remote tip (or to an empty tree if the branch is new)."""
-        fetched = self.git("fetch", "--quiet", "--depth=1", "origin", self.branch, check=False)
-        if fetched.returncode == 0:
-            self.git("checkout", "--quiet", "--force", "-B", "work", "FETCH_HEAD")
-            self.git("clean", "--quiet", "-fdx")
-        elif self._remote_has_branch():
-            raise GitError(f"git fetch failed: {fetched.stderr.strip()}")
-        else:
-            self.git("checkout", "--quiet", "--orphan", "empty-" + str(time.monotonic_ns()))
-            self.git("rm", "-r", "--quiet", "--force", "--ignore-unmatch", ".")
-            self.git("clean", "--quiet", "-fdx")
+        fetch = ("fetch", "--quiet", "--depth=1", "--", self.location, self.branch)
+        if self.git(*fetch, check=False).returncode != 0:
+            if not self._remote_has_branch():
+                self.git("checkout", "--quiet", "--orphan", f"empty-{time.monotonic_ns()}")
+                self.git("rm", "-r", "--quiet", "--force", "--ignore-unmatch", ".")
+                self.git("clean", "--quiet", "-fdx")
+                return
+            self.git(*fetch)  # another writer created the branch in the meantime
+        # Everything a previous attempt wrote was committed, so a forced checkout is clean.
+        self.git("checkout", "--quiet", "--force", "-B", "work", "FETCH_HEAD")
 
     def _remote_has_branch(self) -> bool:
-        heads = self.git("ls-remote", "--heads", "origin", f"refs/heads/{self.branch}")
+        heads = self.git("ls-remote", "--heads", "--", self.location, f"refs/heads/{self.branch}")
         return bool(heads.stdout.strip())
 
-    def commit_and_push(self, message: str) -> bool:
-        """Commit everything; False when the push was rejected (someone else pushed first)."""
+    def stage(self) -> bool:
+        """Stage every change; False when the tree is identical to the tip."""
         self.git("add", "--all")
-        self.git("commit", "--quiet", "--no-verify", "-m", message)
-        pushed = self.git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
-        return pushed.returncode == 0
+        return self.git("diff", "--cached", "--quiet", check=False).returncode != 0
 
-    def dirty(self) -> bool:
-        return bool(self.git("status", "--porcelain").stdout.strip())
+    def commit_and_push(self, message: str) -> bool:
+        """Commit the staged change; False when the push was rejected (someone pushed first)."""
+        self.git("commit", "--quiet", "--no-verify", "-m", message)
+        target = f"HEAD:refs/heads/{self.branch}"
+        return self.git("push", "--quiet", "--", self.location, target, check=False).returncode == 0
 
 
 def _backoff(attempt: int) -> float:
@@ -153,7 +157,7 @@ def transact(
         for attempt in range(1, MAX_ATTEMPTS + 1):
             clone.sync()
             message = change(clone.dir)
-            if message is None or not clone.dirty():
+            if message is None or not clone.stage():
                 return Outcome(committed=False, attempts=attempt - 1)
             if clone.commit_and_push(message):
                 return Outcome(committed=True, attempts=attempt, message=message)

@@ -46,12 +46,12 @@ def _read_pyproject(root: Path) -> tuple[str, dict]:
 
 
 def _gitops_repo(flag: str | None, configured: str, root: Path) -> tuple[str, bool]:
-    """The GitOps repo location; a relative configured path is relative to the model repo."""
-    if flag:
-        return flag, False
-    if os.environ.get("GITOPS_REPO"):
-        return os.environ["GITOPS_REPO"], False
-    if configured and not is_remote(configured) and not Path(configured).is_absolute():
+    """The GitOps repo location. git runs in a temporary clone, so local paths are made
+    absolute: relative to the working directory when given, to the model repo when configured."""
+    given = flag or os.environ.get("GITOPS_REPO")
+    if given:
+        return (given if is_remote(given) else str(Path(given).resolve())), False
+    if configured and not is_remote(configured):
         return str((root / configured).resolve()), True
     return configured, True
 

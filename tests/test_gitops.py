@@ -1,0 +1,388 @@
+"""The generated repo's GitOps write-back (`python -m deploy.gitops`), run as a subprocess from a
+baked project against local bare repositories with real git."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TEMPLATE
+from gitops_helpers import (
+    PROJECT,
+    RETRIES,
+    bare_repo,
+    commit_count,
+    digest,
+    env_name,
+    files,
+    git,
+    gitops,
+    image,
+    last_message,
+    read_gate,
+    read_values,
+    start,
+    values_path,
+    write_lineage,
+)
+
+CHART = TEMPLATE / "charts" / "bento-service"
+HOSTILE = [
+    "it's \"quoted\"",
+    "$(touch PWNED)",
+    "feat/$(touch${IFS}PWNED)",
+    "`touch PWNED`",
+    "a;touch${IFS}PWNED;#",
+    "{{ cookiecutter.project }}/{{ .Release.Name }}",
+    "{% raw %}x{{'PWNED'}}",
+    "ünïcödé/日本語/😀",
+    "x" * 200,
+    "--help",
+    "production",
+]
+
+
+@pytest.fixture
+def project(baked_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the baked project (tests write build/ and params.yaml into it)."""
+    return Path(shutil.copytree(baked_project, tmp_path / PROJECT, symlinks=True))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return bare_repo(tmp_path / "gitops-remote.git")
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def deploy(project: Path, repo: Path, branch: str, *args: str, n: int = 1) -> str:
+    # `--branch=VALUE`: a branch such as `--help` must not be taken for an option.
+    return ok(gitops(project, "deploy", "--repo", str(repo), f"--branch={branch}", "--image", image(n), *args))
+
+
+def teardown(project: Path, repo: Path, branch: str) -> str:
+    return ok(gitops(project, "teardown", "--repo", str(repo), f"--branch={branch}"))
+
+
+def envs(repo: Path) -> set[str]:
+    return {path.split("/")[2] for path in files(repo)}
+
+
+# --- deploy ------------------------------------------------------------------------------------
+
+
+def test_env_name_cli_matches_the_rule(project):
+    assert env_name(project, "main") == "production"
+    assert env_name(project, "fix-login") == "fix-login"
+    feat = env_name(project, "feat/a")
+    assert feat.startswith("feat-a-") and feat != env_name(project, "feat-a")
+
+
+def test_deploy_writes_values_into_the_default_local_repo(project, tmp_path):
+    """No --repo: `[tool.mlops].gitops-repo` (../gitops.git) is created as a bare repo."""
+    write_lineage(project, {"accuracy": 0.9})
+    out = ok(gitops(project, "deploy", "--branch", "feat/x", "--image", image(7)))
+    repo = tmp_path / "gitops.git"
+    env = env_name(project, "feat/x")
+    assert files(repo) == {values_path(env)}
+    values = read_values(repo, env)
+    deployed_at = values["lineage"].pop("deployedAt")
+    assert datetime.fromisoformat(deployed_at) > datetime.now(UTC) - timedelta(minutes=5)
+    assert values == {
+        "project": PROJECT,
+        "environment": env,
+        "image": {"repository": f"127.0.0.1:5000/{PROJECT}", "tag": "t7", "digest": digest(7)},
+        "lineage": {
+            "branch": "feat/x",
+            "gitCommit": "3f2a1b4" + "0" * 33,
+            "mlflowRunId": "0123456789abcdef0123456789abcdef",
+            "modelName": PROJECT,
+            "modelVersion": "3",
+        },
+        "ingress": {"enabled": True, "host": f"{PROJECT}-{env}.preview.localhost"},
+    }
+    message = last_message(repo)
+    for needle in (PROJECT, '"feat/x"', "3f2a1b4", "0123456789abcdef0123456789abcdef"):
+        assert needle in message
+    for link in (
+        f"http://{PROJECT}-{env}.preview.localhost/",
+        "http://mlflow.example/#/experiments/1/runs/",
+        f"127.0.0.1:5000/{PROJECT}:t7@{digest(7)}",
+        values_path(env),
+    ):
+        assert link in out
+
+
+def test_flags_win_and_artifacts_fill_in(project, repo):
+    """Branch from DEPLOY_BRANCH, image from build/image.json, lineage flags over lineage.json."""
+    write_lineage(project, {"accuracy": 0.9})
+    (project / "build" / "image.json").write_text(
+        f'{{"repository": "reg.example/{PROJECT}", "tag": "abc", "digest": "{digest(5)}", '
+        f'"reference": "reg.example/{PROJECT}:abc@{digest(5)}"}}'
+    )
+    ok(gitops(project, "deploy", "--repo", str(repo), "--run-id", "ff" * 16, "--commit", "a" * 40,
+              "--model-version", "9", DEPLOY_BRANCH="feature/env"))
+    values = read_values(repo, env_name(project, "feature/env"))
+    assert values["image"] == {"repository": f"reg.example/{PROJECT}", "tag": "abc", "digest": digest(5)}
+    assert values["lineage"]["branch"] == "feature/env"
+    assert values["lineage"]["mlflowRunId"] == "ff" * 16
+    assert values["lineage"]["gitCommit"] == "a" * 40
+    assert values["lineage"]["modelVersion"] == "9"
+
+
+def test_branch_from_git_head_and_bare_deploy(project, repo):
+    """No flags, no artifacts but the image: the branch is the checkout's, the commit its HEAD."""
+    git(project, "checkout", "-q", "-b", "feature/head")
+    ok(gitops(project, "deploy", "--repo", str(repo), "--image", f"127.0.0.1:5000/{PROJECT}:t1"))
+    values = read_values(repo, env_name(project, "feature/head"))
+    assert values["lineage"]["branch"] == "feature/head"
+    assert values["lineage"]["gitCommit"] == git(project, "rev-parse", "HEAD").strip()
+    assert values["image"] == {"repository": f"127.0.0.1:5000/{PROJECT}", "tag": "t1"}
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "no image"),
+        (("--image", "127.0.0.1:5000/x@sha256:123"), "not an image reference"),
+        (("--image", "UPPER/Case:tag"), "chart schema"),
+    ],
+)
+def test_bad_deploy_fails_clearly_and_writes_nothing(project, repo, args, error):
+    result = gitops(project, "deploy", "--repo", str(repo), "--branch", "feat/x", *args)
+    assert result.returncode == 1
+    assert error in result.stderr
+    assert commit_count(repo) == 0
+
+
+def test_deploy_twice_makes_one_commit(project, repo):
+    deploy(project, repo, "feat/same")
+    out = deploy(project, repo, "feat/same")
+    assert "nothing to do" in out
+    assert commit_count(repo) == 1
+    deploy(project, repo, "feat/same", n=2)
+    assert commit_count(repo) == 2
+    assert read_values(repo, env_name(project, "feat/same"))["image"]["digest"] == digest(2)
+
+
+# --- teardown ----------------------------------------------------------------------------------
+
+
+def test_teardown_twice_and_other_envs_untouched(project, repo):
+    deploy(project, repo, "feat/a")
+    deploy(project, repo, "feat-a")
+    teardown(project, repo, "feat/a")
+    assert envs(repo) == {env_name(project, "feat-a")}
+    commits = commit_count(repo)
+    assert "nothing to do" in teardown(project, repo, "feat/a")
+    assert commit_count(repo) == commits
+    assert "nothing to do" in teardown(project, repo, "never-deployed")
+
+
+def test_teardown_needs_only_the_gitops_repo_and_the_project_name(project, repo, tmp_path):
+    """A stop job without a checkout: just the deploy package, no pyproject.toml, no branch."""
+    deploy(project, repo, "feat/deleted")
+    lonely = tmp_path / "lonely"
+    shutil.copytree(project / "deploy", lonely / "deploy")
+    result = gitops(lonely, "teardown", "--repo", str(repo), "--project", PROJECT,
+                    DEPLOY_BRANCH="feat/deleted")
+    ok(result)
+    assert files(repo) == set()
+    assert "teardown" in last_message(repo) and '"feat/deleted"' in last_message(repo)
+
+
+def test_teardown_refuses_production(project, repo):
+    write_lineage(project, {"accuracy": 0.9})
+    deploy(project, repo, "main")
+    result = gitops(project, "teardown", "--repo", str(repo), "--branch", "main")
+    assert result.returncode == 1 and "production" in result.stderr
+    assert envs(repo) == {"production"}
+
+
+@pytest.mark.slow
+def test_hostile_branch_names_are_data(project, repo, tmp_path):
+    for branch in HOSTILE:
+        env = env_name(project, branch)
+        deploy(project, repo, branch)
+        assert read_values(repo, env)["lineage"]["branch"] == branch
+        assert f'{PROJECT}-{env}.preview.localhost' == read_values(repo, env)["ingress"]["host"]
+    assert len(envs(repo)) == len(HOSTILE)
+    assert "production" not in envs(repo)
+    for branch in HOSTILE:  # through the environment, as CI passes it
+        ok(gitops(project, "teardown", "--repo", str(repo), DEPLOY_BRANCH=branch))
+    assert files(repo) == set()
+    assert not list(tmp_path.rglob("*PWNED*")) and not list(Path.cwd().glob("*PWNED*"))
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+def run_all(project: Path, commands: list[tuple[str, ...]]) -> tuple[list[int], float]:
+    """Start every command at once; the retries each needed, and the wall time."""
+    began = time.monotonic()
+    procs = [start(project, *cmd) for cmd in commands]
+    retries = []
+    for cmd, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (cmd, err)
+        retries.append(int(RETRIES.search(out).group(1)))
+    return retries, time.monotonic() - began
+
+
+@pytest.mark.slow
+def test_concurrent_deploys_and_teardowns_lose_nothing(project, repo):
+    """The repo starts empty, so the first writers also race to create its branch."""
+    first = [f"feat/first-{i}" for i in range(20)]
+    second = [f"feat/second-{i}" for i in range(10)]
+    r = str(repo)
+    deploys = [("deploy", "--repo", r, "--branch", b, "--image", image(i)) for i, b in enumerate(first)]
+    retries1, wall1 = run_all(project, deploys)
+    assert envs(repo) == {env_name(project, b) for b in first}
+
+    mixed = [("teardown", "--repo", r, "--branch", b) for b in first] + [
+        ("deploy", "--repo", r, "--branch", b, "--image", image(i)) for i, b in enumerate(second)
+    ]
+    retries2, wall2 = run_all(project, mixed)
+    assert files(repo) == {values_path(env_name(project, b)) for b in second}
+    assert commit_count(repo) == 50  # every change landed exactly once
+    print(
+        f"\nconcurrency: 20 deploys: {sum(retries1)} retries (max {max(retries1)}), {wall1:.1f}s; "
+        f"20 teardowns + 10 deploys: {sum(retries2)} retries (max {max(retries2)}), {wall2:.1f}s"
+    )
+
+
+# --- the chart ---------------------------------------------------------------------------------
+
+
+def test_written_values_render_with_the_chart_and_validate(project, repo):
+    assert (CHART / "Chart.yaml").is_file() and (CHART / "templates").is_dir(), (
+        "charts/bento-service is missing: the values cannot be rendered"
+    )
+    helm = pytest.importorskip("helm_python")
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    write_lineage(project, {"accuracy": 0.9})
+    branch = "feat/{{ .Release.Name }}-$(touch PWNED)"
+    deploy(project, repo, branch, n=3)
+    env = env_name(project, branch)
+    release = f"{PROJECT}-{env}"
+    assert len(release) <= 53
+    manifests = helm.Chart.load(str(CHART)).render(
+        read_values(repo, env), name=release, namespace=release
+    )
+    objects = [
+        doc
+        for path, text in manifests.items()
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict) and doc.get("kind")
+    ]
+    version = kubernetes_validate.latest_version()
+    for obj in objects:
+        kubernetes_validate.validate(obj, version, strict=True)
+    kinds = {obj["kind"]: obj for obj in objects}
+    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"127.0.0.1:5000/{PROJECT}@{digest(3)}"
+    annotations = kinds["Deployment"]["metadata"]["annotations"]
+    assert annotations["gitops-ml.io/branch"] == branch
+    assert kinds["Ingress"]["spec"]["rules"][0]["host"] == f"{release}.preview.localhost"
+
+
+# --- gc ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gc_removes_stale_and_expired_envs_but_never_production(project, repo):
+    write_lineage(project, {"accuracy": 0.9})
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    deploy(project, repo, "keep")
+    deploy(project, repo, "feat/gone")
+    deploy(project, repo, "feat/old", "--deployed-at", month_ago)
+    deploy(project, repo, "main", "--deployed-at", month_ago)
+    before, commits = files(repo), commit_count(repo)
+    gc = ("gc", "--repo", str(repo), "--live-branch", "keep", "--live-branch", "feat/old", "--ttl", "7d")
+
+    plan = ok(gitops(project, *gc, "--dry-run"))
+    assert f"would remove {PROJECT}/{env_name(project, 'feat/gone')}: branch is gone" in plan
+    assert f"would remove {PROJECT}/{env_name(project, 'feat/old')}: TTL passed" in plan
+    assert "production" not in plan
+    assert (files(repo), commit_count(repo)) == (before, commits)
+
+    ok(gitops(project, *gc))
+    assert envs(repo) == {"keep", "production"}
+    assert f"envs/{PROJECT}/production/gate.json" in files(repo)
+    assert commit_count(repo) == commits + 1
+    assert "nothing to do" in ok(gitops(project, *gc))
+    assert commit_count(repo) == commits + 1
+
+
+@pytest.mark.slow
+def test_gc_reads_live_branches_from_the_model_repo_remote(project, repo, tmp_path):
+    origin = bare_repo(tmp_path / "model-origin.git")
+    git(project, "remote", "add", "origin", str(origin))
+    git(project, "push", "-q", "origin", "main:main", "main:feature/alive")
+    deploy(project, repo, "feature/alive")
+    deploy(project, repo, "feature/deleted")
+    ok(gitops(project, "gc", "--repo", str(repo)))  # lists `origin`'s heads
+    assert envs(repo) == {env_name(project, "feature/alive")}
+
+    empty = bare_repo(tmp_path / "empty.git")
+    result = gitops(project, "gc", "--repo", str(repo), "--remote", str(empty))
+    assert result.returncode == 1 and "no branches" in result.stderr
+    assert envs(repo) == {env_name(project, "feature/alive")}
+
+
+# --- the production gate -----------------------------------------------------------------------
+
+
+def set_gate(project: Path, metric: str, higher_is_better: bool, max_regression: float) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text()) or {}
+    params["gate"] = {"metric": metric, "higher_is_better": higher_is_better,
+                      "max_regression": max_regression}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+@pytest.mark.slow
+def test_production_gate_blocks_a_worse_model(project, repo):
+    set_gate(project, "accuracy", True, 0.01)
+    write_lineage(project, {"accuracy": 0.9}, run_id="a1" * 16, model_version=1)
+    out = deploy(project, repo, "main")
+    assert "no production baseline" in out
+    assert read_gate(repo)["value"] == 0.9 and read_gate(repo)["modelVersion"] == "1"
+    commits = commit_count(repo)
+
+    write_lineage(project, {"accuracy": 0.85}, run_id="b2" * 16, model_version=2)
+    result = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
+    assert result.returncode == 1
+    assert "new=0.85 production=0.9" in result.stderr and "FAIL" in result.stderr
+    assert commit_count(repo) == commits
+    assert read_values(repo, "production")["lineage"]["modelVersion"] == "1"
+
+    write_lineage(project, {"accuracy": 0.895}, run_id="c3" * 16, model_version=3)
+    deploy(project, repo, "main", n=3)
+    assert "new=0.895 production=0.9 required >= 0.89" in last_message(repo)
+    assert "PASS" in last_message(repo)
+    assert read_gate(repo)["value"] == 0.895
+    assert read_values(repo, "production")["lineage"]["modelVersion"] == "3"
+
+
+@pytest.mark.slow
+def test_production_gate_lower_is_better_and_previews_are_not_gated(project, repo):
+    set_gate(project, "rmse", False, 0.0)
+    write_lineage(project, {"rmse": 10.0})
+    deploy(project, repo, "main")
+    write_lineage(project, {"rmse": 11.0})
+    failed = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
+    assert failed.returncode == 1 and "FAIL" in failed.stderr
+    deploy(project, repo, "feat/worse", n=2)  # a preview may carry any model
+    write_lineage(project, {"rmse": 9.0})
+    deploy(project, repo, "main", n=3)
+    assert read_gate(repo)["value"] == 9.0
