@@ -1,7 +1,7 @@
 """`make setup`: make sure the raw data is in the workspace and in the DVC cache.
 
-A fresh clone pulls it from the DVC remote; a freshly generated project already has the file, so
-it is committed to the cache (and can then be pushed).
+A fresh clone pulls it, and the pushed pipeline outputs, from the DVC remote; a freshly generated
+project already has the file, so it is committed to the cache (and can then be pushed).
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ def main() -> None:
     if data.is_file():
         dvc("commit", "--force", "--quiet", str(pointer))
     else:
-        dvc("pull", "--quiet", str(pointer))
+        # A fresh clone: pull the data and also the pipeline outputs dvc.lock records, so that
+        # `make train` restores the pushed model instead of retraining it (what is missing on the
+        # remote is simply retrained).
+        dvc("pull", "--quiet", "--allow-missing")
+        if not data.is_file():
+            raise ProjectError(f"{data}: not on the DVC remote; run `make push` where it was added")
     print(f"setup: {data} is in the workspace and the DVC cache")
 
 

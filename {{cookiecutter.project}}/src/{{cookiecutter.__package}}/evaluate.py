@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 from sklearn.preprocessing import label_binarize
+from threadpoolctl import threadpool_limits
 
 from .atomic import atomic_dir, write_text
 from .config import load_params
@@ -83,7 +84,9 @@ def main() -> None:
     schema = read_schema()
     features, target = features_and_target(read_prepared(TEST_FILE), schema)
     model = load_model()
-    predictions = predict_frame(model, features, schema["task"])
+    # One BLAS thread, as in training: the frozen predictions must not depend on the core count.
+    with threadpool_limits(limits=1):
+        predictions = predict_frame(model, features, schema["task"])
     classes = list(model.classes_) if schema["task"] == "classification" else []
     scores = (
         classification_metrics(target, predictions, classes)
