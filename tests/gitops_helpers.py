@@ -14,9 +14,19 @@ import yaml
 PROJECT = "breast-cancer-classifier"
 # Variables the CLI reads; scrubbed so the tests behave the same inside and outside CI.
 SCRUBBED = (
-    "DEPLOY_BRANCH", "CI_COMMIT_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_SHA",
-    "GITHUB_SHA", "GITOPS_REPO", "GITOPS_TOKEN", "GITOPS_BRANCH", "MLFLOW_TRACKING_URI",
-    "IMAGE_REPOSITORY", "PREVIEW_DOMAIN", "MLOPS_PROJECT",
+    "DEPLOY_BRANCH",
+    "CI_COMMIT_REF_NAME",
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_SHA",
+    "GITHUB_SHA",
+    "GITOPS_REPO",
+    "GITOPS_TOKEN",
+    "GITOPS_BRANCH",
+    "MLFLOW_TRACKING_URI",
+    "IMAGE_REPOSITORY",
+    "PREVIEW_DOMAIN",
+    "MLOPS_PROJECT",
 )
 RETRIES = re.compile(r"committed and pushed \((\d+) retries\)")
 
@@ -65,7 +75,9 @@ def git(repo: Path, *args: str) -> str:
 
 
 def bare_repo(path: Path) -> Path:
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)], check=True)
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)], check=True
+    )
     return path
 
 

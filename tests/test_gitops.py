@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TEMPLATE
 from gitops_helpers import (
     PROJECT,
@@ -34,7 +33,7 @@ from gitops_helpers import (
 
 CHART = TEMPLATE / "charts" / "bento-service"
 HOSTILE = [
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "$(touch PWNED)",
     "feat/$(touch${IFS}PWNED)",
     "`touch PWNED`",
@@ -66,7 +65,11 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 def deploy(project: Path, repo: Path, branch: str, *args: str, n: int = 1) -> str:
     # `--branch=VALUE`: a branch such as `--help` must not be taken for an option.
-    return ok(gitops(project, "deploy", "--repo", str(repo), f"--branch={branch}", "--image", image(n), *args))
+    return ok(
+        gitops(
+            project, "deploy", "--repo", str(repo), f"--branch={branch}", "--image", image(n), *args
+        )
+    )
 
 
 def teardown(project: Path, repo: Path, branch: str) -> str:
@@ -129,10 +132,27 @@ def test_flags_win_and_artifacts_fill_in(project, repo):
         f'{{"repository": "reg.example/{PROJECT}", "tag": "abc", "digest": "{digest(5)}", '
         f'"reference": "reg.example/{PROJECT}:abc@{digest(5)}"}}'
     )
-    ok(gitops(project, "deploy", "--repo", str(repo), "--run-id", "ff" * 16, "--commit", "a" * 40,
-              "--model-version", "9", DEPLOY_BRANCH="feature/env"))
+    ok(
+        gitops(
+            project,
+            "deploy",
+            "--repo",
+            str(repo),
+            "--run-id",
+            "ff" * 16,
+            "--commit",
+            "a" * 40,
+            "--model-version",
+            "9",
+            DEPLOY_BRANCH="feature/env",
+        )
+    )
     values = read_values(repo, env_name(project, "feature/env"))
-    assert values["image"] == {"repository": f"reg.example/{PROJECT}", "tag": "abc", "digest": digest(5)}
+    assert values["image"] == {
+        "repository": f"reg.example/{PROJECT}",
+        "tag": "abc",
+        "digest": digest(5),
+    }
     assert values["lineage"]["branch"] == "feature/env"
     assert values["lineage"]["mlflowRunId"] == "ff" * 16
     assert values["lineage"]["gitCommit"] == "a" * 40
@@ -193,8 +213,9 @@ def test_teardown_needs_only_the_gitops_repo_and_the_project_name(project, repo,
     deploy(project, repo, "feat/deleted")
     lonely = tmp_path / "lonely"
     shutil.copytree(project / "deploy", lonely / "deploy")
-    result = gitops(lonely, "teardown", "--repo", str(repo), "--project", PROJECT,
-                    DEPLOY_BRANCH="feat/deleted")
+    result = gitops(
+        lonely, "teardown", "--repo", str(repo), "--project", PROJECT, DEPLOY_BRANCH="feat/deleted"
+    )
     ok(result)
     assert files(repo) == set()
     assert "teardown" in last_message(repo) and '"feat/deleted"' in last_message(repo)
@@ -214,7 +235,7 @@ def test_hostile_branch_names_are_data(project, repo, tmp_path):
         env = env_name(project, branch)
         deploy(project, repo, branch)
         assert read_values(repo, env)["lineage"]["branch"] == branch
-        assert f'{PROJECT}-{env}.preview.localhost' == read_values(repo, env)["ingress"]["host"]
+        assert f"{PROJECT}-{env}.preview.localhost" == read_values(repo, env)["ingress"]["host"]
     assert len(envs(repo)) == len(HOSTILE)
     assert "production" not in envs(repo)
     for branch in HOSTILE:  # through the environment, as CI passes it
@@ -244,7 +265,9 @@ def test_concurrent_deploys_and_teardowns_lose_nothing(project, repo):
     first = [f"feat/first-{i}" for i in range(20)]
     second = [f"feat/second-{i}" for i in range(10)]
     r = str(repo)
-    deploys = [("deploy", "--repo", r, "--branch", b, "--image", image(i)) for i, b in enumerate(first)]
+    deploys = [
+        ("deploy", "--repo", r, "--branch", b, "--image", image(i)) for i, b in enumerate(first)
+    ]
     retries1, wall1 = run_all(project, deploys)
     assert envs(repo) == {env_name(project, b) for b in first}
 
@@ -308,7 +331,17 @@ def test_gc_removes_stale_and_expired_envs_but_never_production(project, repo):
     deploy(project, repo, "feat/old", "--deployed-at", month_ago)
     deploy(project, repo, "main", "--deployed-at", month_ago)
     before, commits = files(repo), commit_count(repo)
-    gc = ("gc", "--repo", str(repo), "--live-branch", "keep", "--live-branch", "feat/old", "--ttl", "7d")
+    gc = (
+        "gc",
+        "--repo",
+        str(repo),
+        "--live-branch",
+        "keep",
+        "--live-branch",
+        "feat/old",
+        "--ttl",
+        "7d",
+    )
 
     plan = ok(gitops(project, *gc, "--dry-run"))
     assert f"would remove {PROJECT}/{env_name(project, 'feat/gone')}: branch is gone" in plan
@@ -345,8 +378,11 @@ def test_gc_reads_live_branches_from_the_model_repo_remote(project, repo, tmp_pa
 
 def set_gate(project: Path, metric: str, higher_is_better: bool, max_regression: float) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text()) or {}
-    params["gate"] = {"metric": metric, "higher_is_better": higher_is_better,
-                      "max_regression": max_regression}
+    params["gate"] = {
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "max_regression": max_regression,
+    }
     (project / "params.yaml").write_text(yaml.safe_dump(params))
 
 
@@ -386,3 +422,44 @@ def test_production_gate_lower_is_better_and_previews_are_not_gated(project, rep
     write_lineage(project, {"rmse": 9.0})
     deploy(project, repo, "main", n=3)
     assert read_gate(repo)["value"] == 9.0
+
+
+# --- credentials and the model registry ----------------------------------------------------------
+
+
+def test_token_and_url_credentials_never_show(project, tmp_path):
+    """An HTTPS GitOps repo: the token goes only into git's environment, never into output."""
+    token = "glpat-s3cr3t-t0ken"
+    for url in ("https://127.0.0.1:9/gitops.git", "https://bot:hunter2pw@127.0.0.1:9/gitops.git"):
+        result = gitops(
+            project,
+            "deploy",
+            "--repo",
+            url,
+            "--branch",
+            "feat/x",
+            "--image",
+            image(),
+            GITOPS_TOKEN=token,
+            NO_PROXY="127.0.0.1",
+            no_proxy="127.0.0.1",
+        )
+        assert result.returncode == 1
+        output = result.stdout + result.stderr
+        assert "127.0.0.1:9" in output
+        assert token not in output and "hunter2pw" not in output
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert not leaked
+
+
+def test_model_registry_failures_are_warnings(project, repo):
+    """With a tracking server that cannot be reached, deploy and teardown still succeed."""
+    write_lineage(project, {"accuracy": 0.9})
+    server = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}
+    deployed = gitops(
+        project, "deploy", "--repo", str(repo), "--branch", "feat/x", "--image", image(), **server
+    )
+    assert "warning: could not set MLflow alias" in ok(deployed) + deployed.stderr
+    torn = gitops(project, "teardown", "--repo", str(repo), "--branch", "feat/x", **server)
+    assert "warning: could not delete MLflow alias" in ok(torn) + torn.stderr
+    assert files(repo) == set()

@@ -104,7 +104,9 @@ def _lineage(args: argparse.Namespace, conf: settings.Settings, branch: str) -> 
     return without_empty(
         {
             "branch": branch,
-            "gitCommit": args.commit or recorded.get("git_commit") or settings.git_commit(conf.root),
+            "gitCommit": args.commit
+            or recorded.get("git_commit")
+            or settings.git_commit(conf.root),
             "mlflowRunId": args.run_id or recorded.get("run_id"),
             "modelName": args.model_name or recorded.get("model_name"),
             "modelVersion": None if version is None else str(version),
@@ -213,8 +215,8 @@ def _remove_envs(
         for env in envs:
             target = env_dir(worktree, conf.project, env)
             if target.is_dir():
-                removed_models[env] = load_values(target / "values.yaml").get("lineage", {}).get(
-                    "modelName"
+                removed_models[env] = (
+                    load_values(target / "values.yaml").get("lineage", {}).get("modelName")
                 )
                 shutil.rmtree(target)
 
@@ -310,7 +312,9 @@ def gc_plan(worktree: Path, conf: settings.Settings, live: set[str] | None, cuto
     """Which env directories to remove and why; production is never in it."""
     plan: dict[str, str] = {}
     project_dir = worktree / "envs" / conf.project
-    envs = sorted(p.name for p in project_dir.iterdir() if p.is_dir()) if project_dir.is_dir() else []
+    envs = (
+        sorted(p.name for p in project_dir.iterdir() if p.is_dir()) if project_dir.is_dir() else []
+    )
     for env in envs:
         if env == PRODUCTION:
             continue
@@ -360,7 +364,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m deploy.gitops", description=__doc__.split("\n")[0])
+    top = argparse.ArgumentParser(
+        prog="python -m deploy.gitops", description=__doc__.split("\n")[0]
+    )
     sub = top.add_subparsers(dest="command", required=True)
 
     name = sub.add_parser("env-name", help="print the environment name of a branch")
@@ -376,7 +382,9 @@ def parser() -> argparse.ArgumentParser:
     dep.add_argument("--run-id", help="MLflow run id (default: build/lineage.json)")
     dep.add_argument("--model-name", help="registered model name (default: build/lineage.json)")
     dep.add_argument("--model-version", help="registered model version")
-    dep.add_argument("--deployed-at", type=lambda t: _iso(_parse_time(t)), help="ISO time (default: now)")
+    dep.add_argument(
+        "--deployed-at", type=lambda t: _iso(_parse_time(t)), help="ISO time (default: now)"
+    )
     dep.set_defaults(func=cmd_deploy)
 
     down = sub.add_parser("teardown", help="remove this branch's environment")

@@ -98,8 +98,14 @@ class Clone:
             ["git", *args], cwd=self.dir, env=self.env, capture_output=True, text=True, check=False
         )
         if check and result.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {result.stderr.strip()}")
+            raise GitError(f"git {args[0]} failed: {self.scrub(result.stderr.strip())}")
         return result
+
+    def scrub(self, text: str) -> str:
+        """Git's message without credentials, whether they came in the URL or the token."""
+        text = text.replace(self.location, redact(self.location))
+        token = os.environ.get("GITOPS_TOKEN")
+        return text.replace(token, "***") if token else text
 
     def init(self) -> None:
         # No remote is configured: the location is passed to each fetch and push, so no URL

@@ -20,8 +20,9 @@ HASH_LEN = 8
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # A name of this shape could be the output of hashing another branch, so an unchanged branch name
-# that looks like it gets hashed too; that keeps hashed and unhashed names disjoint.
-_HASHED_SHAPE = re.compile("-[0-9a-f]{" + str(HASH_LEN) + "}$")  # no double braces: cookiecutter renders this file
+# that looks like it gets hashed too; that keeps hashed and unhashed names disjoint. (Built by
+# concatenation: a double brace in this file would be taken for a cookiecutter variable.)
+_HASHED_SHAPE = re.compile("-[0-9a-f]{" + str(HASH_LEN) + "}$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # Prefix for names that do not start with a letter (or slug to nothing): DNS-1035 needs a letter.
 _LETTER_PREFIX = "b"

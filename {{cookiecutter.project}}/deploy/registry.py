@@ -7,6 +7,7 @@ teardown and gc jobs may run with nothing but PyYAML installed.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .naming import mlflow_alias
@@ -15,6 +16,9 @@ from .naming import mlflow_alias
 def _client(tracking_uri: str):
     if not tracking_uri.startswith(("http://", "https://")):
         return None
+    # MLflow retries an unreachable server for minutes by default; a warning should not wait that long.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

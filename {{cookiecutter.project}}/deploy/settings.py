@@ -80,7 +80,8 @@ def load(
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or mlops.get("mlflow-tracking-uri", ""),
         image_repository=env.get("IMAGE_REPOSITORY") or mlops.get("image-repository", ""),
         gitops_repo=repo,
-        preview_domain=env.get("PREVIEW_DOMAIN") or mlops.get("preview-domain", "preview.localhost"),
+        preview_domain=env.get("PREVIEW_DOMAIN")
+        or mlops.get("preview-domain", "preview.localhost"),
         gitops_repo_is_default=is_default,
     )
 
