@@ -120,28 +120,41 @@ def test_regression_schema_has_no_probabilities(service: ModuleType) -> None:
     assert set(service.prediction_model(SCHEMA).model_fields) == {"prediction", "probabilities"}
 
 
-def test_body_size_limit_refuses_large_chunked_bodies(service: ModuleType) -> None:
-    reached = []
+async def guard(service: ModuleType, chunks: list[bytes], headers: list) -> tuple[list, list]:
+    """Run RequestGuard (limit: 10 bytes) over a POST; returns what it sent and what the app read."""
+    sent, reached = [], []
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
 
-    async def app(scope, receive, send) -> None:
+    async def app(scope: dict, receive, send) -> None:
         reached.append((await receive())["body"])
 
-    async def call(chunks: list[bytes]) -> list[dict]:
-        sent, pending = [], [
-            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-            for i, c in enumerate(chunks)
-        ]
+    async def receive() -> dict:
+        return pending.pop(0)
 
-        async def receive() -> dict:
-            return pending.pop(0)
+    async def send(message: dict) -> None:
+        sent.append(message)
 
-        async def send(message: dict) -> None:
-            sent.append(message)
+    scope = {"type": "http", "method": "POST", "headers": headers}
+    await service.RequestGuard(app, max_bytes=10)(scope, receive, send)
+    return sent, reached
 
-        limit = service.BodySizeLimit(app, max_bytes=10)
-        await limit({"type": "http", "headers": []}, receive, send)
-        return sent
 
-    assert asyncio.run(call([b"12345", b"67890"])) == [] and reached == [b"12345"]
-    [start, _body] = asyncio.run(call([b"123456", b"789012"]))
-    assert start["status"] == 413
+def test_guard_passes_small_json_bodies(service: ModuleType) -> None:
+    sent, reached = asyncio.run(guard(service, [b"12345", b"67890"], []))
+    assert (sent, reached) == ([], [b"12345"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([], 413),  # chunked, over the limit
+        ([(b"content-length", b"12")], 413),
+        ([(b"content-type", b"multipart/form-data; boundary=x")], 415),
+    ],
+)
+def test_guard_refuses(service: ModuleType, headers: list, status: int) -> None:
+    sent, reached = asyncio.run(guard(service, [b"123456", b"789012"], headers))
+    assert sent[0]["status"] == status and reached == []

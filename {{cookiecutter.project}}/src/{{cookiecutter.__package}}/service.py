@@ -155,8 +155,9 @@ def to_frame(records: list[BaseModel]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=COLUMNS, copy=False)
 
 
-class BodySizeLimit:
-    """ASGI middleware answering 413 to bodies over the limit, before anything parses them.
+class RequestGuard:
+    """ASGI middleware refusing, before anything parses them, bodies that are not JSON (415:
+    BentoML's multipart parser answers 500 to malformed forms) or over the size limit (413).
 
     A declared Content-Length is checked up front (the server enforces it); a chunked body is
     buffered up to the limit and replayed to the app.
@@ -165,18 +166,23 @@ class BodySizeLimit:
     # Answering while the client still sends makes its TCP stack see a reset instead of the 413,
     # so the rest of a body up to this many times the limit is read (and dropped) first.
     DRAIN_FACTOR = 4
+    JSON_TYPES = (b"", b"application/json")
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type not in self.JSON_TYPES:
+            return await self.refuse(receive, send, 415, "Content-Type must be application/json")
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit():
             if int(length) > self.max_bytes:
-                return await self.refuse(receive, send, more_body=True)
+                return await self.refuse(receive, send, 413, self.too_large)
             return await self.app(scope, receive, send)
         messages, size = [], 0
         while True:
@@ -184,7 +190,7 @@ class BodySizeLimit:
             messages.append(message)
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                return await self.refuse(receive, send, message.get("more_body", False))
+                return await self.refuse(receive, send, 413, self.too_large, messages[-1])
             if not message.get("more_body", False):
                 break
 
@@ -193,17 +199,21 @@ class BodySizeLimit:
 
         return await self.app(scope, replay, send)
 
-    async def refuse(self, receive: Any, send: Any, more_body: bool) -> None:
-        drained = 0
+    @property
+    def too_large(self) -> str:
+        return f"request body is larger than the limit of {self.max_bytes} bytes"
+
+    async def refuse(
+        self, receive: Any, send: Any, status: int, error: str, last: dict | None = None
+    ) -> None:
+        more_body, drained = last is None or last.get("more_body", False), 0
         while more_body and drained <= self.max_bytes * self.DRAIN_FACTOR:
             message = await receive()
             drained += len(message.get("body", b""))
             more_body = message.get("more_body", False)
-        body = json.dumps(
-            {"error": f"request body is larger than the limit of {self.max_bytes} bytes"}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        body = json.dumps({"error": error}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -269,4 +279,4 @@ class Model:
         return self.lineage
 
 
-Model.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+Model.add_asgi_middleware(RequestGuard, max_bytes=MAX_BODY_BYTES)
