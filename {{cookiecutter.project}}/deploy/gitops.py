@@ -5,8 +5,13 @@
     python -m deploy.gitops teardown [--branch B] [--repo URL] [--project NAME]
     python -m deploy.gitops gc       [--live-branch B ...| --remote R] [--ttl 7d] [--dry-run]
 
+Environment: DEPLOY_BRANCH (else CI_COMMIT_REF_NAME, GITHUB_HEAD_REF, GITHUB_REF_NAME, git HEAD),
+GITOPS_REPO, GITOPS_BRANCH (default main), GITOPS_TOKEN and GITOPS_USER (HTTPS remotes),
+MLOPS_PROJECT (when there is no pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN.
+
 Branch names are data: they reach git only as list arguments and the values file only through
-yaml.safe_dump. Exit status 0 includes "nothing to do".
+yaml.safe_dump. Pass them as `--branch=VALUE` (or in DEPLOY_BRANCH) so that a branch named like
+an option stays a value. Exit status 0 includes "nothing to do".
 """
 
 from __future__ import annotations
@@ -101,12 +106,11 @@ def _lineage(args: argparse.Namespace, conf: settings.Settings, branch: str) -> 
     """Lineage from flags first, then from `make train`'s build/lineage.json."""
     recorded = read_json(conf.root / "build" / "lineage.json")
     version = args.model_version or recorded.get("model_version")
+    commit = args.commit or recorded.get("git_commit") or settings.git_commit(conf.root)
     return without_empty(
         {
             "branch": branch,
-            "gitCommit": args.commit
-            or recorded.get("git_commit")
-            or settings.git_commit(conf.root),
+            "gitCommit": commit,
             "mlflowRunId": args.run_id or recorded.get("run_id"),
             "modelName": args.model_name or recorded.get("model_name"),
             "modelVersion": None if version is None else str(version),

@@ -38,7 +38,6 @@ class GitError(RuntimeError):
 class Outcome:
     committed: bool
     attempts: int  # pushes tried; attempts - 1 were rejected and retried
-    message: str = ""
 
 
 def redact(location: str) -> str:
@@ -138,7 +137,10 @@ class Clone:
         """Commit the staged change; False when the push was rejected (someone pushed first)."""
         self.git("commit", "--quiet", "--no-verify", "-m", message)
         target = f"HEAD:refs/heads/{self.branch}"
-        return self.git("push", "--quiet", "--", self.location, target, check=False).returncode == 0
+        pushed = self.git(
+            "push", "--quiet", "--no-verify", "--", self.location, target, check=False
+        )
+        return pushed.returncode == 0
 
 
 def _backoff(attempt: int) -> float:
@@ -146,17 +148,13 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
 
-def transact(
-    location: str,
-    change: Callable[[Path], str | None],
-    branch: str = "main",
-) -> Outcome:
-    """Apply `change` to a fresh clone and push it; retry on rejection.
+def transact(location: str, change: Callable[[Path], str | None]) -> Outcome:
+    """Apply `change` to a fresh clone of the GitOps branch and push it; retry on rejection.
 
     `change(worktree)` edits files and returns the commit message, or None for "nothing to do".
     It runs again after every rejected push, on top of the new remote tip.
     """
-    branch = os.environ.get("GITOPS_BRANCH", branch)
+    branch = os.environ.get("GITOPS_BRANCH", "main")  # the branch Argo CD watches
     with tempfile.TemporaryDirectory(prefix="gitops-") as tmp:
         clone = Clone(location, branch, Path(tmp))
         clone.init()
@@ -166,6 +164,6 @@ def transact(
             if message is None or not clone.stage():
                 return Outcome(committed=False, attempts=attempt - 1)
             if clone.commit_and_push(message):
-                return Outcome(committed=True, attempts=attempt, message=message)
+                return Outcome(committed=True, attempts=attempt)
             time.sleep(_backoff(attempt))
     raise GitError(f"push to {redact(location)} still rejected after {MAX_ATTEMPTS} attempts")
