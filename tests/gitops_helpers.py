@@ -44,11 +44,13 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def gitops(project: Path, *args: str, cwd: Path | None = None, **env: str):
+def gitops(
+    project: Path, *args: str, cwd: Path | None = None, python: str = sys.executable, **env: str
+):
     """Run `python -m deploy.gitops ARGS` from the project (or from `cwd` with it on the path)."""
     extra = env if cwd is None else {**env, "PYTHONPATH": str(project)}
     return subprocess.run(
-        [sys.executable, "-m", "deploy.gitops", *args],
+        [python, "-m", "deploy.gitops", *args],
         cwd=cwd or project,
         env=cli_env(**extra),
         capture_output=True,

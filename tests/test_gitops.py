@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE
+from conftest import MODEL_VENV, TEMPLATE
 from gitops_helpers import (
     PROJECT,
     RETRIES,
@@ -30,6 +30,7 @@ from gitops_helpers import (
     values_path,
     write_lineage,
 )
+from mlflow_server import mlflow_server_uri  # noqa: F401  (the fixture)
 
 CHART = TEMPLATE / "charts" / "bento-service"
 HOSTILE = [
@@ -463,3 +464,36 @@ def test_model_registry_failures_are_warnings(project, repo):
     torn = gitops(project, "teardown", "--repo", str(repo), "--branch", "feat/x", **server)
     assert "warning: could not delete MLflow alias" in ok(torn) + torn.stderr
     assert files(repo) == set()
+
+
+def registry(uri: str, code: str) -> str:
+    """Run MLflow client code in the model venv (the dev venv has no mlflow); `c` is the client."""
+    script = f"from mlflow import MlflowClient\nc = MlflowClient({uri!r}, {uri!r})\n{code}"
+    result = subprocess.run(
+        [str(MODEL_VENV / "bin" / "python"), "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+@pytest.mark.slow
+def test_mlflow_alias_follows_the_environment(project, repo, mlflow_server_uri):  # noqa: F811
+    """Deploy points the env's alias at the deployed version; teardown deletes it."""
+    name = f"alias-test-{time.monotonic_ns()}"
+    registry(mlflow_server_uri, f"c.create_registered_model({name!r})")
+    registry(mlflow_server_uri, f"c.create_model_version({name!r}, source='s3://b/m')")
+    write_lineage(project, {"accuracy": 0.9}, model_name=name, model_version=1)
+    branch, python = "v1", str(MODEL_VENV / "bin" / "python")  # `v1` is a reserved alias
+    alias = "env-" + env_name(project, branch)
+    server = {"MLFLOW_TRACKING_URI": mlflow_server_uri, "NO_PROXY": "127.0.0.1"}
+    args = ("--repo", str(repo), "--branch", branch)
+    out = ok(gitops(project, "deploy", *args, "--image", image(), python=python, **server))
+    assert f"MLflow alias {name}@{alias} -> version 1" in out
+    aliases = f"print(sorted(c.get_registered_model({name!r}).aliases))"
+    assert registry(mlflow_server_uri, aliases) == repr([alias])
+    out = ok(gitops(project, "teardown", *args, python=python, **server))
+    assert f"MLflow alias {name}@{alias} deleted" in out
+    assert registry(mlflow_server_uri, aliases) == "[]"
