@@ -1,0 +1,206 @@
+"""`make image`: build the service image from the built Bento with buildah, push it, record it.
+
+No Docker daemon and no privileges: buildah builds the Containerfile with the Bento (and its
+models) as context, tags it with the short commit SHA, pushes it to IMAGE_REPOSITORY and writes
+build/image.json with the pushed digest, which is what deploys reference. See docs/image.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from deploy.settings import git_commit, load
+
+BENTO_FILE = Path("build/bento.json")
+LINEAGE_FILE = Path("build/lineage.json")
+IMAGE_FILE = Path("build/image.json")
+# Where the Containerfile expects the build-only mounts (never part of a layer).
+MOUNT = "/mnt/build"
+LOCAL_REGISTRIES = ("127.0.0.1", "localhost")
+# Debian-based, like the base image made by the template's scripts/base_image.sh.
+DEFAULT_BASE_IMAGE = "docker.io/library/python:{python}-slim-bookworm"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a tool; on failure exit with its own message (never echoing secrets: none are in argv)."""
+    result = subprocess.run(command, text=True, check=False, **kwargs)
+    if result.returncode != 0:
+        sys.exit(f"{command[0]} {command[1]} failed with exit code {result.returncode}")
+    return result
+
+
+def prepare_context(bento: dict, root: Path, context: Path) -> None:
+    """The build context: the Containerfile and the Bento with its models under bento/models.
+
+    `bentoml build` keeps models in the BentoML store next to the bento (<home>/bentos/<name>/<v>
+    and <home>/models/<name>/<v>); a Bento served from a directory loads them from its models/.
+    """
+    bento_dir = Path(bento["path"])
+    shutil.copy(root / "Containerfile", context / "Containerfile")
+    shutil.copytree(bento_dir, context / "bento", ignore=shutil.ignore_patterns("__pycache__"))
+    info = yaml.safe_load((bento_dir / "bento.yaml").read_text(encoding="utf-8"))
+    tags = {m["tag"] for m in info.get("models", [])}
+    tags |= {m["tag"] for service in info.get("services", []) for m in service.get("models", [])}
+    store = bento_dir.parents[2] / "models"
+    for tag in sorted(tags):
+        name, version = tag.split(":")
+        source = store / name / version
+        if not source.is_dir():
+            sys.exit(f"model {tag} of the Bento is not in {store}: run `make bento` again")
+        shutil.copytree(source, context / "bento" / "models" / name / version)
+        (context / "bento" / "models" / name / "latest").write_text(version, encoding="utf-8")
+
+
+def source_url(root: Path) -> str:
+    """The repository URL for the OCI source label, without any credentials in it."""
+    if os.environ.get("CI_PROJECT_URL"):
+        return os.environ["CI_PROJECT_URL"]
+    if os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{os.environ['GITHUB_REPOSITORY']}"
+    remote = subprocess.run(
+        ["git", "remote", "get-url", "origin"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if "://" in remote:
+        parts = urlsplit(remote)
+        return urlunsplit(
+            parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+        )
+    return remote or root.as_uri()
+
+
+def base_image(root: Path) -> str:
+    python = (root / ".python-version").read_text(encoding="utf-8").strip()
+    return os.environ.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE.format(python=python)
+
+
+def labels(root: Path, commit: str, bento: dict, lineage: dict) -> dict[str, str]:
+    """OCI labels plus the model lineage; the Bento's record wins, as it is what the image holds."""
+    model = {**lineage, **bento}
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    values = {
+        "org.opencontainers.image.title": project["name"],
+        "org.opencontainers.image.description": project.get("description", ""),
+        "org.opencontainers.image.base.name": base_image(root),
+        "org.opencontainers.image.source": source_url(root),
+        "org.opencontainers.image.revision": commit,
+        "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "org.opencontainers.image.version": commit[:8],
+        "mlflow.run-id": model.get("mlflow_run_id") or model.get("run_id", ""),
+        "mlflow.model-name": model.get("model_name", ""),
+        "mlflow.model-version": model.get("model_version", ""),
+        "bentoml.tag": bento["tag"],
+        "dvc.data-md5": model.get("data_md5", ""),
+    }
+    return {key: value for key, value in values.items() if value}
+
+
+def uv_binary() -> str:
+    """The project venv's uv (a real binary: a pyenv or asdf shim would not run in the build)."""
+    venv_uv = Path(sys.executable).with_name("uv")
+    found = str(venv_uv) if venv_uv.is_file() else shutil.which("uv")
+    if not found:
+        sys.exit("uv not found: run `make setup`")
+    return os.path.realpath(found)
+
+
+def uv_cache_dir() -> str:
+    configured = os.environ.get("UV_CACHE_DIR")
+    if not configured:
+        configured = run([uv_binary(), "cache", "dir"], capture_output=True).stdout.strip()
+    Path(configured).mkdir(parents=True, exist_ok=True)
+    return configured
+
+
+def build(image: str, base: str, context: Path, image_labels: dict[str, str]) -> None:
+    # No --layers: with the vfs driver every cached step is a full copy of the root filesystem
+    # (measured: 6.5 min instead of 35 s). The warm uv cache is what makes rebuilds fast.
+    command = ["buildah", "bud", "--format", "oci", "--tag", image]
+    # Use a base image that is already in local storage (e.g. made by debootstrap) as it is.
+    command += ["--pull=false", "--build-arg", f"BASE_IMAGE={base}"]
+    command += ["--volume", f"{uv_binary()}:{MOUNT}/bin/uv:ro"]
+    command += ["--volume", f"{uv_cache_dir()}:{MOUNT}/uv-cache"]
+    ca = os.environ.get("EXTRA_CA_CERTS")
+    if ca:
+        if not Path(ca).is_file():
+            sys.exit(f"EXTRA_CA_CERTS={ca} is not a file")
+        command += ["--volume", f"{os.path.realpath(ca)}:{MOUNT}/ca.pem:ro"]
+    for key, value in image_labels.items():
+        command += ["--label", f"{key}={value}"]
+    run([*command, str(context)])
+
+
+def tls_verify(registry: str) -> bool:
+    """TLS is off only for a registry on this machine, or when REGISTRY_TLS_VERIFY=false."""
+    if os.environ.get("REGISTRY_TLS_VERIFY", "").lower() in ("false", "0", "no"):
+        return False
+    return urlsplit(f"//{registry}").hostname not in LOCAL_REGISTRIES
+
+
+def push(image: str, registry: str, workdir: Path) -> str:
+    """Push and return the digest. Credentials come from the environment, through stdin."""
+    verify = f"--tls-verify={str(tls_verify(registry)).lower()}"
+    command = ["buildah", "push", verify, "--digestfile", str(workdir / "digest")]
+    user = os.environ.get("REGISTRY_USER") or os.environ.get("CI_REGISTRY_USER")
+    password = os.environ.get("REGISTRY_PASSWORD") or os.environ.get("CI_REGISTRY_PASSWORD")
+    if user and password:
+        authfile = str(workdir / "auth.json")
+        login = ["buildah", "login", verify, "--authfile", authfile, "--username", user]
+        run([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)
+        command += ["--authfile", authfile]
+    run([*command, image, f"docker://{image}"])
+    return (workdir / "digest").read_text(encoding="utf-8").strip()
+
+
+def main() -> None:
+    settings = load()
+    root = settings.root
+    bento = read_json(root / BENTO_FILE)
+    if not bento:
+        sys.exit(f"no {BENTO_FILE}: run `make bento` first")
+    repository = settings.image_repository.rstrip("/")
+    if not repository:
+        sys.exit("no image repository: set IMAGE_REPOSITORY or [tool.mlops] image-repository")
+    commit = git_commit(root)
+    if not commit:
+        sys.exit("no git commit to tag the image with: commit first")
+    tag = commit[:8]
+    image = f"{repository}:{tag}"
+    with tempfile.TemporaryDirectory(prefix="image-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "context").mkdir()
+        prepare_context(bento, root, workdir / "context")
+        image_labels = labels(root, commit, bento, read_json(root / LINEAGE_FILE))
+        build(image, base_image(root), workdir / "context", image_labels)
+        digest = push(image, repository.split("/")[0], workdir)
+    record = {
+        "repository": repository,
+        "tag": tag,
+        "digest": digest,
+        "reference": f"{repository}@{digest}",
+    }
+    (root / IMAGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"pushed {image} as {record['reference']}")
+
+
+if __name__ == "__main__":
+    main()
