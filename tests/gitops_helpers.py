@@ -27,6 +27,8 @@ SCRUBBED = (
     "IMAGE_REPOSITORY",
     "PREVIEW_DOMAIN",
     "MLOPS_PROJECT",
+    "GITOPS_TTL",
+    "GITOPS_USER",
 )
 RETRIES = re.compile(r"committed and pushed \((\d+) retries\)")
 

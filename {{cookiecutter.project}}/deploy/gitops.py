@@ -7,7 +7,7 @@
 
 Environment: DEPLOY_BRANCH (else CI_COMMIT_REF_NAME, GITHUB_HEAD_REF, GITHUB_REF_NAME, git HEAD),
 GITOPS_REPO, GITOPS_BRANCH (default main), GITOPS_TOKEN and GITOPS_USER (HTTPS remotes),
-MLOPS_PROJECT (when there is no pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN.
+GITOPS_TTL (gc), MLOPS_PROJECT (without pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN.
 
 Branch names are data: they reach git only as list arguments and the values file only through
 yaml.safe_dump. Pass them as `--branch=VALUE` (or in DEPLOY_BRANCH) so that a branch named like
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -400,7 +401,11 @@ def parser() -> argparse.ArgumentParser:
     _common(gc)
     gc.add_argument("--live-branch", action="append", help="an existing branch (repeatable)")
     gc.add_argument("--remote", help="model repo remote to list branches from (default: origin)")
-    gc.add_argument("--ttl", help="remove environments deployed longer ago than this, e.g. 7d")
+    gc.add_argument(
+        "--ttl",
+        default=os.environ.get("GITOPS_TTL") or None,
+        help="remove environments deployed longer ago than this, e.g. 7d (default: GITOPS_TTL)",
+    )
     gc.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     gc.set_defaults(func=cmd_gc)
     return top
