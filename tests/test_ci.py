@@ -4,12 +4,23 @@ gitlab-ci-local; template updates with cruft."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from ci_gitlab import (
+    base_image_env,
+    gitlab_ci_local,
+    job_variables,
+    local_registry,
+    pipeline_env,
+    skopeo_digest,
+)
 from ci_lint import actionlint_errors, describe, schema_errors, zizmor_findings
-from conftest import TEMPLATE, bake, copy_project, run
+from conftest import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 
 PROVIDERS = ("gitlab", "github", "both")
 WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml"}
@@ -132,3 +143,167 @@ def test_make_report_from_a_trained_project(trained_project, model_env, tmp_path
     )
     assert dotenv["PREVIEW_URL"].startswith("http://") and dotenv["PREVIEW_URL"] in out
     assert "not posted" not in out  # no --post: nothing attempted
+
+
+# --- the generated GitLab pipeline, end to end with gitlab-ci-local ---------------------------
+
+EVIL_BRANCH = "feat/$(touch${IFS}PWNED)\"';{{x}}"  # git refuses spaces, so ${IFS} stands in
+FULL_PIPELINE = ("test", "template", "train", "reproduce", "build", "review")
+
+
+def gitlab_project(tmp_path: Path, env: dict[str, str], branch: str) -> tuple[Path, Path]:
+    """A generated GitLab project on `branch`, and an empty bare GitOps repo next to it."""
+    project = bake(tmp_path, ci_provider="gitlab")
+    gitops = tmp_path / "gitops.git"
+    run(["git", "init", "--quiet", "--bare", str(gitops)], tmp_path, env)
+    if branch != "main":
+        run(["git", "checkout", "--quiet", "-b", branch], project, env)
+    return project, gitops
+
+
+def values_files(gitops: Path, env: dict[str, str]) -> list[str]:
+    listed = run(["git", "ls-tree", "-r", "--name-only", "HEAD"], gitops, env, check=False)
+    return sorted(line for line in listed.stdout.splitlines() if line.endswith("values.yaml"))
+
+
+def env_of(project: Path, env: dict[str, str], branch: str) -> str:
+    return run(
+        [str(MODEL_VENV / "bin" / "python"), "-m", "deploy.gitops", "env-name", branch],
+        project, {**env, "PYTHONPATH": f"{project / 'src'}:{project}"},
+    ).stdout.strip()
+
+
+def report_timings(name: str, pipeline) -> None:
+    print(f"\n{name}: {pipeline.seconds} s; " + ", ".join(f"{j} {t}" for j, t in pipeline.timings.items()))
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory) -> tuple[str, dict[str, str]]:
+    """The local registry (host:port) and the base image settings, shared by the e2e tests."""
+    base = base_image_env()
+    with local_registry(tmp_path_factory.mktemp("registry")) as registry:
+        yield registry, base
+
+
+def test_schedule_runs_gc_only(tmp_path, model_env):
+    project, _ = gitlab_project(tmp_path, model_env, "main")
+    env = pipeline_env(model_env)
+    variables = {"CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "schedule"}
+    assert listed_jobs(project, variables, env) == ["gc"]
+    on_main = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
+    assert on_main == ["test", "template", "train", "reproduce", "build", "production"]
+    run(["git", "checkout", "--quiet", "-b", "feat/x"], project, model_env)
+    on_branch = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
+    assert on_branch == ["test", "template", "train", "reproduce", "build", "review", "stop-review"]
+
+
+def listed_jobs(project: Path, variables: dict[str, str], env: dict[str, str]) -> list[str]:
+    """The jobs `gitlab-ci-local --list` would run (it evaluates workflow and job rules)."""
+    listed = gitlab_ci_local(project, variables, env, "--list")
+    assert listed.returncode == 0, listed.tail()
+    lines = listed.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name "))
+    return [line.split()[0] for line in lines[header + 1 :] if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("gitlab-ci-local")
+def test_gitlab_pipeline_feature_branch_end_to_end(tmp_path, model_env, stand_ins):
+    registry, base = stand_ins
+    branch = "feat/e2e"
+    project, gitops = gitlab_project(tmp_path, model_env, branch)
+    env = pipeline_env(model_env)
+    variables = job_variables(gitops, registry, project.name, base)
+    setup_project(project, model_env)  # the shared venv exists before jobs race to sync it
+
+    pipeline = gitlab_ci_local(project, variables, env)
+    report_timings("feature branch (cold)", pipeline)
+    for job in FULL_PIPELINE:
+        assert pipeline.results.get(job) == "PASS", f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+    assert pipeline.returncode == 0, pipeline.tail()
+    # The deploy job prints the links.
+    review_log = pipeline.tail("review")
+    for label in ("preview:", "mlflow run:", "image:", "values:"):
+        assert label in review_log, review_log
+
+    # The build job's artifact (gitlab-ci-local keeps artifacts under its state dir).
+    image = json.loads(next((project / ".gitlab-ci-local").rglob("build/image.json")).read_text())
+    assert image["repository"] == f"{registry}/{project.name}"
+    assert skopeo_digest(f"{image['repository']}@{image['digest']}") == image["digest"]
+
+    env_name = env_of(project, model_env, branch)
+    assert values_files(gitops, model_env) == [f"envs/{project.name}/{env_name}/values.yaml"]
+
+    warm = gitlab_ci_local(project, variables, env)
+    report_timings("feature branch (warm)", warm)
+    assert warm.returncode == 0, warm.tail()
+
+    stop = gitlab_ci_local(project, variables, env, "stop-review")
+    assert stop.results.get("stop-review") == "PASS", stop.tail()
+    assert values_files(gitops, model_env) == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("gitlab-ci-local")
+def test_gitlab_pipeline_default_branch_reaches_production_behind_the_gate(
+    tmp_path, model_env, stand_ins
+):
+    registry, base = stand_ins
+    project, gitops = gitlab_project(tmp_path, model_env, "main")
+    env = pipeline_env(model_env)
+    variables = job_variables(gitops, registry, project.name, base)
+    setup_project(project, model_env)
+
+    pipeline = gitlab_ci_local(project, variables, env)
+    report_timings("default branch", pipeline)
+    expected = ("test", "template", "train", "reproduce", "build", "production")
+    for job in expected:
+        assert pipeline.results.get(job) == "PASS", f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+    assert "review" not in pipeline.results
+    production = f"envs/{project.name}/production/values.yaml"
+    assert values_files(gitops, model_env) == [production]
+    before = run(["git", "rev-parse", "HEAD"], gitops, model_env).stdout
+
+    # A much worse model on the default branch: the gate refuses it, production stays.
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.00001"))
+    run(["git", "commit", "--quiet", "-am", "worse model"], project, model_env)
+    worse = gitlab_ci_local(project, variables, env, "train", "build", "production")
+    assert worse.results.get("train") == "PASS", worse.tail("train")
+    assert worse.results.get("production") == "FAIL", worse.tail("production")
+    assert run(["git", "rev-parse", "HEAD"], gitops, model_env).stdout == before
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("gitlab-ci-local")
+def test_branch_names_are_data_in_the_pipeline(tmp_path, model_env):
+    project, gitops = gitlab_project(tmp_path, model_env, EVIL_BRANCH)
+    env = pipeline_env(model_env)
+    variables = {
+        "CI_DEFAULT_BRANCH": "main",
+        "UV_PROJECT_ENVIRONMENT": str(MODEL_VENV),
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv")),
+        "GITOPS_REPO": str(gitops),
+    }
+    setup_project(project, model_env)
+    # No image build here (the feature-branch test does it): the deploy reads this record.
+    (project / "build").mkdir(exist_ok=True)
+    (project / "build" / "image.json").write_text(
+        json.dumps({"repository": "127.0.0.1:5000/x", "tag": "t", "digest": "sha256:" + "0" * 64})
+    )
+    before = {p for p in Path("/tmp").iterdir()}
+    deployed = gitlab_ci_local(project, variables, env, "test", "review")
+    assert deployed.results == {"test": "PASS", "review": "PASS"}, deployed.tail()
+    # gitlab-ci-local expands `${IFS}` inside its CI_COMMIT_REF_NAME (GitLab would not): take
+    # the environment the job reported, and check it is the one in the GitOps repo.
+    env_name = re.search(r"environment: (\S+)", deployed.tail("review")).group(1)
+    assert env_name.startswith("feat-touch"), env_name
+    assert values_files(gitops, model_env) == [f"envs/{project.name}/{env_name}/values.yaml"]
+    stopped = gitlab_ci_local(project, variables, env, "stop-review")
+    assert stopped.results.get("stop-review") == "PASS", stopped.tail()
+    assert values_files(gitops, model_env) == []
+
+    places = [project, tmp_path, Path.cwd()]
+    leaked = [p for place in places for p in place.rglob("PWNED")]
+    leaked += [p for p in Path("/tmp").iterdir() if p.name == "PWNED" and p not in before]
+    assert leaked == [], leaked

@@ -1,0 +1,126 @@
+"""Run a generated project's .gitlab-ci.yml with gitlab-ci-local (shell executor, no Docker)
+against local stand-ins: a bare GitOps repo, Debian's docker-registry, a debootstrap base image."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import CACHE, MODEL_VENV, TEMPLATE, require_tool
+
+RESULT = re.compile(r"^\s*(PASS|FAIL|WARN)\s+(\S+)", re.MULTILINE)
+TIMING = re.compile(r"^(\S+)\s+finished in ([\d.]+ (?:ms|s|min))", re.MULTILINE)
+
+
+@dataclass
+class Pipeline:
+    returncode: int
+    log: str
+    seconds: float
+    stdout: str = ""
+    results: dict[str, str] = field(default_factory=dict)  # job -> PASS | FAIL | WARN
+    timings: dict[str, str] = field(default_factory=dict)  # job -> "1.2 min"
+
+    def tail(self, job: str | None = None, chars: int = 6000) -> str:
+        lines = self.log.splitlines()
+        if job:
+            lines = [line for line in lines if line.startswith(job + " ")]
+        return "\n".join(lines)[-chars:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_registry(directory: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1:<free port>; yields host:port."""
+    require_tool("docker-registry")
+    port = free_port()
+    script = TEMPLATE / "scripts" / "registry.sh"
+    subprocess.run([str(script), "start", str(directory), str(port)], check=True, timeout=60)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(script), "stop", str(directory)], check=False, timeout=60)
+
+
+def base_image_env() -> dict[str, str]:
+    """BASE_IMAGE and the containers storage settings from scripts/base_image.sh (built once)."""
+    for name in ("buildah", "debootstrap", "skopeo"):
+        require_tool(name)
+    out = subprocess.run(
+        [str(TEMPLATE / "scripts" / "base_image.sh")],
+        check=True, capture_output=True, text=True, timeout=900,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def gitlab_ci_local(
+    project: Path, variables: dict[str, str], env: dict[str, str], *jobs: str, timeout: int = 1800
+) -> Pipeline:
+    """`gitlab-ci-local [jobs]` in the project (whole pipeline when no job is named)."""
+    command = [
+        require_tool("gitlab-ci-local"),
+        "--force-shell-executor",  # the jobs' image is for real runners; here: this machine
+        "--home", str(project.parent / "gcl-home"),
+        "--state-dir", ".gitlab-ci-local",
+    ]
+    for key, value in variables.items():
+        command += ["--variable", f"{key}={value}"]
+    command += list(jobs)
+    started = time.monotonic()
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    log = result.stdout + result.stderr
+    return Pipeline(
+        returncode=result.returncode,
+        log=log,
+        seconds=round(time.monotonic() - started, 1),
+        stdout=result.stdout,
+        results={job: verdict for verdict, job in RESULT.findall(log)},
+        timings=dict(TIMING.findall(log)),
+    )
+
+
+def pipeline_env(env: dict[str, str]) -> dict[str, str]:
+    """The test environment, minus what would leak the outer CI into the jobs."""
+    clean = {k: v for k, v in env.items() if not k.startswith(("CI_", "GITLAB_", "GITHUB_"))}
+    # CI_DEFAULT_BRANCH is set on purpose (no origin remote here to read it from).
+    clean["GCL_IGNORE_PREDEFINED_VARS"] = "CI_DEFAULT_BRANCH"
+    clean["PATH"] = f"{CACHE / 'node' / 'bin'}{os.pathsep}{clean.get('PATH', '')}"
+    return clean
+
+
+def job_variables(gitops: Path, registry: str, project_name: str, base: dict[str, str]) -> dict[str, str]:
+    """What a real project sets as CI/CD variables, pointed at the local stand-ins."""
+    return {
+        "CI_DEFAULT_BRANCH": "main",
+        # Jobs share the session's venv and uv cache (a runner would restore the uv cache).
+        "UV_PROJECT_ENVIRONMENT": str(MODEL_VENV),
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv")),
+        "GITOPS_REPO": str(gitops),
+        "IMAGE_REPOSITORY": f"{registry}/{project_name}",
+        **base,
+    }
+
+
+def skopeo_digest(reference: str) -> str:
+    result = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{reference}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"skopeo inspect {reference}: {result.stderr[-2000:]}")
+    return result.stdout.strip()
