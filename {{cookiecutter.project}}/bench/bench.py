@@ -162,7 +162,6 @@ def main() -> None:
         "BENTOML_HOME": os.environ.get("BENTOML_HOME")
         or str(Path.home() / ".cache" / f"bentoml-{project}"),
         "BENCH_PACKAGE": package,
-        "PYTHONPATH": str(BENCH),  # for uvicorn's fastapi_app
     }
     os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]  # the in-process run reads the same store
     from importlib import import_module
@@ -204,7 +203,8 @@ def main() -> None:
 
     port = free_port()
     fastapi_cmd = [
-        str(BIN / "uvicorn"), "fastapi_app:app", "--host", "127.0.0.1", "--port", str(port),
+        str(BIN / "uvicorn"), "fastapi_app:app", "--app-dir", str(BENCH),
+        "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(service.WORKERS), "--no-access-log", "--log-level", "warning",
     ]
     with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env):

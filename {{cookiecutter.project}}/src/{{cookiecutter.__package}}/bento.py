@@ -52,6 +52,7 @@ def model_alias(settings: Settings) -> str:
 
 def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, dict[str, str]]:
     """The scikit-learn model behind `<project>@<alias>`, its lineage, and its schema.json."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
