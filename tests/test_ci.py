@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from ci_gitlab import (
     pipeline_env,
     skopeo_digest,
 )
-from ci_lint import actionlint_errors, describe, schema_errors, zizmor_findings
+from ci_lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
 from conftest import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
+from cookiecutter.main import cookiecutter
 
 PROVIDERS = ("gitlab", "github", "both")
 WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml"}
@@ -307,3 +309,76 @@ def test_branch_names_are_data_in_the_pipeline(tmp_path, model_env):
     leaked = [p for place in places for p in place.rglob("PWNED")]
     leaked += [p for p in Path("/tmp").iterdir() if p.name == "PWNED" and p not in before]
     assert leaked == [], leaked
+
+
+# --- template updates with cruft ---------------------------------------------------------------
+
+TEMPLATE_COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache",
+    ".gitlab-ci-local",
+)
+
+
+@pytest.fixture
+def template_repo(tmp_path, model_env) -> Path:
+    """A copy of the template as its own git repository (cruft clones templates with git)."""
+    repo = tmp_path / "template"
+    shutil.copytree(TEMPLATE, repo, ignore=TEMPLATE_COPY_IGNORE, symlinks=True)
+    run(["git", "init", "--quiet", "-b", "main"], repo, model_env)
+    run(["git", "add", "--all"], repo, model_env)
+    run(["git", "commit", "--quiet", "--no-verify", "-m", "template v1"], repo, model_env)
+    return repo
+
+
+def cruft_state(project: Path) -> dict:
+    return json.loads((project / ".cruft.json").read_text())
+
+
+def test_generated_repo_records_its_template(tmp_path, template_repo, model_env):
+    project = Path(cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out")))
+    state = cruft_state(project)
+    assert state["template"] == str(template_repo)
+    context = state["context"]["cookiecutter"]
+    assert context["project"] == project.name and context["ci_provider"] == "gitlab"
+    assert not {"_output_dir", "_repo_dir"} & context.keys()  # no paths of the baking machine
+    head = run(["git", "rev-parse", "HEAD"], template_repo, model_env).stdout.strip()
+    # The post-gen hook fills in the template commit (cookiecutter does not know it).
+    assert state["commit"] == head, "hooks/post_gen_project.py must record the template commit"
+
+
+def test_cruft_update_brings_template_changes_and_keeps_user_code(tmp_path, template_repo, model_env):
+    cruft = tool("cruft")
+    project = Path(cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out")))
+    state = cruft_state(project)
+    if not state["commit"]:
+        # Until the post-gen hook records it (see the test above), do what it would do.
+        state["commit"] = run(["git", "rev-parse", "HEAD"], template_repo, model_env).stdout.strip()
+        (project / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n")
+        run(["git", "commit", "--quiet", "-am", "record template commit"], project, model_env)
+    # The user's own work, committed.
+    package = project / "src" / state["context"]["cookiecutter"]["__package"]
+    user_file = package / "features.py"
+    user_file.write_text("FEATURES = ['mine']\n")
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("test_size: 0.2", "test_size: 0.3"))
+    run(["git", "add", "--all"], project, model_env)
+    run(["git", "commit", "--quiet", "-m", "my model"], project, model_env)
+
+    # The template moves on: a new Makefile target and a new doc.
+    makefile = template_repo / "{{cookiecutter.project}}" / "Makefile"
+    makefile.write_text(makefile.read_text() + "\n.PHONY: hello\nhello: ## From template v2\n\t@echo hello\n")
+    (template_repo / "{{cookiecutter.project}}" / "UPGRADING.md").write_text("# v2\n")
+    run(["git", "add", "--all"], template_repo, model_env)
+    run(["git", "commit", "--quiet", "-m", "template v2"], template_repo, model_env)
+    v2 = run(["git", "rev-parse", "HEAD"], template_repo, model_env).stdout.strip()
+
+    behind = run([cruft, "check"], project, model_env, check=False)
+    assert behind.returncode != 0, behind.stdout
+    run([cruft, "update", "--skip-apply-ask", "--allow-untracked-files"], project, model_env)
+
+    assert "hello: ## From template v2" in (project / "Makefile").read_text()
+    assert (project / "UPGRADING.md").read_text() == "# v2\n"
+    assert user_file.read_text() == "FEATURES = ['mine']\n"
+    assert "test_size: 0.3" in params.read_text()
+    assert cruft_state(project)["commit"] == v2
+    assert run([cruft, "check"], project, model_env, check=False).returncode == 0
