@@ -64,6 +64,10 @@ def prepare_context(bento: dict, root: Path, context: Path) -> None:
             sys.exit(f"model {tag} of the Bento is not in {store}: run `make bento` again")
         shutil.copytree(source, context / "bento" / "models" / name / version)
         (context / "bento" / "models" / name / "latest").write_text(version, encoding="utf-8")
+    # The stores create private (0700) directories; the service user must read, never write.
+    for path in [context, *context.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)
 
 
 def source_url(root: Path) -> str:

@@ -1,0 +1,293 @@
+"""`make image`: the generated project's image build (ops/image.py + Containerfile).
+
+The fast test drives ops/image.py against a fake `buildah` (what it runs, what it writes, that
+credentials never reach argv or output). The slow tests build the real image of a trained
+project with buildah on the debootstrap base image, push it to a local registry, and check it
+from the outside (skopeo), the inside (its root filesystem) and by running it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import copy_project, run
+from image_helpers import (
+    base_image_env,
+    free_port,
+    local_registry,
+    mounted_rootfs,
+    serve_read_only,
+    skopeo_inspect,
+    wait_ready,
+)
+
+SERVICE_UID = 1034
+# Tools a runtime image must not carry: compilers, build tools, git, and uv (build-only here).
+FORBIDDEN = ("gcc", "cc", "c++", "g++", "clang", "make", "git", "uv")
+BIN_DIRS = ("usr/bin", "usr/local/bin", "bin", "usr/sbin", "opt/venv/bin")
+# Sticky world-writable directories are fine: on a read-only root they are read-only too.
+STICKY_OK = ("tmp", "var/tmp", "run/lock", "dev/shm")
+
+FAKE_BUILDAH = r"""#!/usr/bin/env bash
+# Records each call; `login` records its stdin; `bud` lists its context; `push` writes a digest.
+printf '%s\n' "$*" >>"$FAKE_LOG"
+case $1 in
+  login) cat >"$FAKE_LOG.stdin" ;;
+  bud) context=${!#}; (cd "$context" && find . -printf '%m %p\n' | sort) >"$FAKE_LOG.context" ;;
+  push) while (($#)); do [[ $1 == --digestfile ]] && echo sha256:0123abcd >"$2"; shift; done ;;
+esac
+"""
+
+
+# ------------------------------------------------------------------------------- fast test
+def fake_bento(home: Path) -> Path:
+    """A Bento in a BentoML store layout, with one model kept beside it (as `bentoml build` does)."""
+    bento = home / "bentos" / "demo" / "v1"
+    (bento / "env" / "python").mkdir(parents=True)
+    (bento / "env" / "python" / "requirements.txt").write_text("bentoml==1.4.39\n")
+    (bento / "bento.yaml").write_text("services:\n- models:\n  - tag: demo:m1\n")
+    model = home / "models" / "demo" / "m1"
+    model.mkdir(parents=True)
+    (model / "model.yaml").write_text("name: demo\n")
+    model.chmod(0o700)  # like the store: the build must still make it readable
+    return bento
+
+
+def image_script(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "ops/image.py"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_image_script_builds_pushes_and_records_without_leaking_credentials(
+    baked_project, model_env, tmp_path
+):
+    project = copy_project(baked_project, tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "buildah").write_text(FAKE_BUILDAH)
+    (bin_dir / "buildah").chmod(0o755)
+    bento = fake_bento(tmp_path / "bentoml")
+    (project / "build").mkdir()
+    (project / "build" / "bento.json").write_text(
+        json.dumps(
+            {
+                "tag": "demo:v1",
+                "path": str(bento),
+                "mlflow_run_id": "run123",
+                "model_version": "7",
+            }
+        )
+    )
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    log = tmp_path / "buildah.log"
+    env = {
+        key: value
+        for key, value in model_env.items()
+        if not key.startswith(("CI_", "GITHUB_", "REGISTRY_", "BASE_IMAGE", "EXTRA_CA"))
+    }
+    env.update(
+        {
+            "PATH": f"{bin_dir}:{env['PATH']}",
+            "PYTHONPATH": f"{project / 'src'}:{project}",
+            "FAKE_LOG": str(log),
+            "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+            "IMAGE_REPOSITORY": "registry.example.com/team/demo",
+            "REGISTRY_USER": "robot",
+            "REGISTRY_PASSWORD": "s3cret-Value",
+            "EXTRA_CA_CERTS": str(tmp_path / "ca.pem"),
+            "BASE_IMAGE": "localhost/debian-python:3.11",
+        }
+    )
+
+    result = image_script(project, env)
+    assert result.returncode == 0, result.stderr
+    commit = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
+    calls = log.read_text()
+    assert "s3cret-Value" not in calls + result.stdout + result.stderr
+    assert (tmp_path / "buildah.log.stdin").read_text() == "s3cret-Value"
+    (login,) = (line for line in calls.splitlines() if line.startswith("login "))
+    assert "--tls-verify=true" in login and login.endswith("registry.example.com")
+    (bud,) = (line for line in calls.splitlines() if line.startswith("bud "))
+    assert "--build-arg BASE_IMAGE=localhost/debian-python:3.11" in bud
+    assert f"--volume {tmp_path / 'ca.pem'}:/mnt/build/ca.pem:ro" in bud
+    assert f"--label org.opencontainers.image.revision={commit}" in bud
+    assert "--label mlflow.run-id=run123" in bud and "--label mlflow.model-version=7" in bud
+    (push,) = (line for line in calls.splitlines() if line.startswith("push "))
+    image = f"registry.example.com/team/demo:{commit[:8]}"
+    assert "--tls-verify=true" in push and push.endswith(f"{image} docker://{image}")
+    assert "--authfile" in push
+    # The context: the Containerfile, the Bento, its model (readable by the service user).
+    context = dict(
+        reversed(line.split(" ", 1))
+        for line in (tmp_path / "buildah.log.context").read_text().splitlines()
+    )
+    assert context["./bento/models/demo/m1/model.yaml"] == "644"
+    assert context["./bento/models/demo/m1"] == "755"
+    assert "./Containerfile" in context and "./bento/env/python/requirements.txt" in context
+    assert json.loads((project / "build" / "image.json").read_text()) == {
+        "repository": "registry.example.com/team/demo",
+        "tag": commit[:8],
+        "digest": "sha256:0123abcd",
+        "reference": "registry.example.com/team/demo@sha256:0123abcd",
+    }
+
+    # A registry on this machine: plain HTTP, no login without credentials, no CA mount.
+    log.unlink()
+    for key in ("REGISTRY_USER", "REGISTRY_PASSWORD", "EXTRA_CA_CERTS"):
+        del env[key]
+    env["IMAGE_REPOSITORY"] = "127.0.0.1:5000/demo"
+    result = image_script(project, env)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    assert "login " not in calls and "ca.pem" not in calls
+    assert "push --tls-verify=false" in calls
+
+
+def test_image_script_explains_a_missing_bento(baked_project, model_env, tmp_path):
+    project = copy_project(baked_project, tmp_path)
+    env = {**model_env, "PYTHONPATH": f"{project / 'src'}:{project}"}
+    result = image_script(project, env)
+    assert result.returncode != 0
+    assert "run `make bento` first" in result.stderr
+
+
+# ------------------------------------------------------------------------------- slow tests
+@pytest.fixture(scope="session")
+def image_env(model_env, tmp_path_factory):
+    """The model env plus the base image, the shared containers storage and a local registry."""
+    base = base_image_env()
+    with local_registry(tmp_path_factory.mktemp("registry")) as registry:
+        env = {**model_env, **base, "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}
+        # Behind a TLS-intercepting proxy a cold uv cache needs the host's CA bundle.
+        ca = os.environ.get("SSL_CERT_FILE")
+        if ca and Path(ca).is_file():
+            env["EXTRA_CA_CERTS"] = ca
+        yield registry, env
+
+
+@pytest.fixture(scope="session")
+def built_image(trained_project, image_env, tmp_path_factory):
+    """A trained project after `make bento image`: (project, env, build/image.json)."""
+    registry, env = image_env
+    project = copy_project(trained_project, tmp_path_factory.mktemp("image"))
+    env = {**env, "IMAGE_REPOSITORY": f"{registry}/{project.name}"}
+    run(["make", "bento"], project, env)
+    run(["make", "image"], project, env, timeout=1800)
+    return project, env, json.loads((project / "build" / "image.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def image_rootfs(built_image):
+    _, env, record = built_image
+    with mounted_rootfs(f"{record['repository']}:{record['tag']}", env) as rootfs:
+        yield rootfs
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_pushed_image_is_the_recorded_digest(built_image):
+    project, env, record = built_image
+    commit = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
+    assert record["tag"] == commit[:8]
+    assert record["digest"].startswith("sha256:")
+    assert record["reference"] == f"{record['repository']}@{record['digest']}"
+    assert skopeo_inspect(f"{record['repository']}:{record['tag']}")["Digest"] == record["digest"]
+    assert skopeo_inspect(record["reference"])["Digest"] == record["digest"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_image_labels_trace_back_to_commit_and_mlflow_run(built_image):
+    project, env, record = built_image
+    labels = skopeo_inspect(record["reference"])["Labels"]
+    lineage = json.loads((project / "build" / "lineage.json").read_text())
+    bento = json.loads((project / "build" / "bento.json").read_text())
+    commit = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
+    assert labels["org.opencontainers.image.revision"] == commit
+    assert labels["org.opencontainers.image.title"] == project.name
+    assert labels["org.opencontainers.image.source"]
+    assert labels["org.opencontainers.image.base.name"] == env["BASE_IMAGE"]
+    created = datetime.fromisoformat(labels["org.opencontainers.image.created"])
+    assert datetime.now(UTC) - created < timedelta(hours=2)
+    assert labels["mlflow.run-id"] == lineage["run_id"]
+    assert labels["mlflow.model-version"] == lineage["model_version"]
+    assert labels["bentoml.tag"] == bento["tag"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_image_runs_as_fixed_non_root_user_that_can_write_only_tmp(built_image, image_rootfs):
+    _, _, record = built_image
+    config = skopeo_inspect(record["reference"], "--config")["config"]
+    assert config["User"] == f"{SERVICE_UID}:{SERVICE_UID}"
+    writable = []
+    for directory, dirs, files in os.walk(image_rootfs):
+        relative = os.path.relpath(directory, image_rootfs)
+        if relative.startswith(("proc", "sys", "dev")):
+            dirs.clear()
+            continue
+        for name in [*dirs, *files]:
+            info = os.lstat(os.path.join(directory, name))
+            path = os.path.normpath(os.path.join(relative, name))
+            if stat.S_ISLNK(info.st_mode) or path in STICKY_OK:
+                continue
+            if (
+                info.st_uid == SERVICE_UID
+                or info.st_mode & stat.S_IWOTH
+                or (info.st_gid == SERVICE_UID and info.st_mode & stat.S_IWGRP)
+            ):
+                writable.append(path)
+    assert writable == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_image_has_no_compilers_git_or_build_leftovers(image_rootfs):
+    found = [
+        f"{directory}/{tool}"
+        for directory in BIN_DIRS
+        for tool in FORBIDDEN
+        if os.path.lexists(image_rootfs / directory / tool)
+    ]
+    assert found == []
+    assert not (image_rootfs / "mnt" / "build").exists()
+    assert (image_rootfs / "opt" / "venv" / "bin" / "bentoml").is_file()
+    assert list((image_rootfs / "home/bentoml/bento/models").glob("*/*/model.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_image_serves_on_a_read_only_root(built_image, image_rootfs, tmp_path):
+    project, _, record = built_image
+    config = skopeo_inspect(record["reference"], "--config")["config"]
+    port = free_port()
+    log = tmp_path / "serve.log"
+    # As the chart runs it: the image's entrypoint and env, BENTOML_PORT set, only /tmp writable.
+    env = {"BENTOML_HOST": "127.0.0.1", "BENTOML_PORT": str(port)}
+    with serve_read_only(image_rootfs, config, env, log):
+        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=180, log=log)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metadata",
+            data=b"{}",
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            served = json.load(response)
+    lineage = json.loads((project / "build" / "lineage.json").read_text())
+    assert served["model_version"] == lineage["model_version"]
+    assert served["mlflow_run_id"] == lineage["run_id"]
