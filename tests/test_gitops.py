@@ -176,6 +176,7 @@ def test_branch_from_git_head_and_bare_deploy(project, repo):
         ((), "no image"),
         (("--image", "127.0.0.1:5000/x@sha256:123"), "not an image reference"),
         (("--image", "UPPER/Case:tag"), "chart schema"),
+        (("--image", "127.0.0.1:5000/x"), "needs a tag or, better, a digest"),
     ],
 )
 def test_bad_deploy_fails_clearly_and_writes_nothing(project, repo, args, error):

@@ -122,10 +122,14 @@ def _lineage(args: argparse.Namespace, conf: settings.Settings, branch: str) -> 
 
 def _image(args: argparse.Namespace, conf: settings.Settings):
     if args.image:
-        return parse_image(args.image)
-    image = image_from_artifact(read_json(conf.root / "build" / "image.json"))
+        image = parse_image(args.image)
+    else:
+        image = image_from_artifact(read_json(conf.root / "build" / "image.json"))
     if image is None:
         raise UsageError("no image: pass --image REF or run `make image` (build/image.json)")
+    if not (image.tag or image.digest):
+        # The schema allows it, but the chart refuses to render without one.
+        raise UsageError(f"image {image.reference} needs a tag or, better, a digest")
     return image
 
 
