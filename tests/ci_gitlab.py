@@ -98,7 +98,7 @@ def pipeline_env(env: dict[str, str]) -> dict[str, str]:
     """The test environment, minus what would leak the outer CI into the jobs."""
     clean = {k: v for k, v in env.items() if not k.startswith(("CI_", "GITLAB_", "GITHUB_"))}
     # CI_DEFAULT_BRANCH is set on purpose (no origin remote here to read it from).
-    clean["GCL_IGNORE_PREDEFINED_VARS"] = "CI_DEFAULT_BRANCH"
+    clean["GCL_IGNORE_PREDEFINED_VARS"] = "CI_DEFAULT_BRANCH,CI_PIPELINE_SOURCE,CI_PROJECT_ID"
     clean["PATH"] = f"{CACHE / 'node' / 'bin'}{os.pathsep}{clean.get('PATH', '')}"
     return clean
 

@@ -197,6 +197,19 @@ def test_schedule_runs_gc_only(tmp_path, model_env):
     run(["git", "checkout", "--quiet", "-b", "feat/x"], project, model_env)
     on_branch = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
     assert on_branch == ["test", "template", "train", "reproduce", "build", "review", "stop-review"]
+    merge_request = {
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_PROJECT_ID": "1",
+        "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "1",
+        "CI_MERGE_REQUEST_IID": "5",
+    }
+    assert listed_jobs(project, merge_request, env) == [
+        "test", "template", "train", "reproduce", "build", "review", "mr-note", "stop-review"
+    ]
+    # A fork's merge request tests and trains, but never deploys or posts with our tokens.
+    from_fork = {**merge_request, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "99"}
+    assert listed_jobs(project, from_fork, env) == ["test", "template", "train", "reproduce"]
 
 
 def listed_jobs(project: Path, variables: dict[str, str], env: dict[str, str]) -> list[str]:
