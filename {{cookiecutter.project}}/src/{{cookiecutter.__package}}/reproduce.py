@@ -205,7 +205,7 @@ def compare_predictions(ours: Path, theirs: Path, tolerance: float) -> list[Chec
                 ""
                 if ok
                 else f"{name}: max abs diff {worst:.3g} > tolerance {tolerance:g} "
-                f"(row {row}: {fmt(a[row])} vs {fmt(b[row])}; {(diff > tolerance).sum()} rows)"
+                f"(row {row}: {fmt(a[row])} vs {fmt(b[row])}; {(diff > tolerance).sum()} rows over)"
             )
             checks.append(Check(name, rows, rows, f"{worst:.3g}", ok, failure, worst))
         else:
