@@ -70,15 +70,15 @@ def skopeo_inspect(reference: str, *options: str) -> dict:
 
 
 @contextmanager
-def mounted_rootfs(image: str, env: dict[str, str]) -> Iterator[Path]:
-    """The image's root filesystem, through a buildah working container."""
+def mounted_rootfs(reference: str, env: dict[str, str]) -> Iterator[Path]:
+    """The root filesystem of an image pulled from a local registry (a buildah container)."""
 
     def buildah(*args: str) -> str:
         return subprocess.run(
             ["buildah", *args], env=env, check=True, capture_output=True, text=True, timeout=600
         ).stdout.strip()
 
-    container = buildah("from", "--pull=false", "--quiet", image)
+    container = buildah("from", "--quiet", "--tls-verify=false", f"docker://{reference}")
     try:
         yield Path(buildah("mount", container))
     finally:
@@ -90,6 +90,7 @@ def mounted_rootfs(image: str, env: dict[str, str]) -> Iterator[Path]:
 RUN_READ_ONLY = r"""
 set -eu
 root=$1 user=$2; shift 2
+touch "$root/etc/hosts"  # a mount point for the host's, as runtimes provide one
 mount --bind "$root" "$root"
 mount -o remount,bind,ro "$root"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
@@ -101,7 +102,9 @@ exec chroot --userspec="$user" "$root" "$@"
 
 
 @contextmanager
-def serve_read_only(rootfs: Path, config: dict, env: dict[str, str], log: Path) -> Iterator[None]:
+def serve_read_only(
+    rootfs: Path, config: dict, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen]:
     """Run the image's entrypoint with its env (plus `env`) on a read-only root, until exit."""
     if os.geteuid() != 0:
         message = "running an image needs root (mount and PID namespaces)"
@@ -133,21 +136,23 @@ def serve_read_only(rootfs: Path, config: dict, env: dict[str, str], log: Path) 
             argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        yield
+        yield process
     finally:
         # The entrypoint is PID 1 of its namespace: killing it takes every worker with it.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
 
 
-def wait_ready(url: str, timeout: float, log: Path) -> float:
+def wait_ready(url: str, timeout: float, log: Path, process: subprocess.Popen) -> float:
     """Seconds until `url` answers 200; fails with the server's log otherwise."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    while time.monotonic() - start < timeout and process.poll() is None:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return time.monotonic() - start
         except OSError:
             time.sleep(0.5)
-    pytest.fail(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"{url} not ready after {time.monotonic() - start:.0f} s:\n{log.read_text()[-3000:]}"
+    )

@@ -131,6 +131,7 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
     image = f"registry.example.com/team/demo:{commit[:8]}"
     assert "--tls-verify=true" in push and push.endswith(f"{image} docker://{image}")
     assert "--authfile" in push
+    assert f"rmi {image}" in calls  # the registry keeps it; local vfs copies are expensive
     # The context: the Containerfile, the Bento, its model (readable by the service user).
     context = dict(
         reversed(line.split(" ", 1))
@@ -194,7 +195,7 @@ def built_image(trained_project, image_env, tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_rootfs(built_image):
     _, env, record = built_image
-    with mounted_rootfs(f"{record['repository']}:{record['tag']}", env) as rootfs:
+    with mounted_rootfs(record["reference"], env) as rootfs:
         yield rootfs
 
 
@@ -279,8 +280,8 @@ def test_image_serves_on_a_read_only_root(built_image, image_rootfs, tmp_path):
     log = tmp_path / "serve.log"
     # As the chart runs it: the image's entrypoint and env, BENTOML_PORT set, only /tmp writable.
     env = {"BENTOML_HOST": "127.0.0.1", "BENTOML_PORT": str(port)}
-    with serve_read_only(image_rootfs, config, env, log):
-        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=180, log=log)
+    with serve_read_only(image_rootfs, config, env, log) as process:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=180, log=log, process=process)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/metadata",
             data=b"{}",

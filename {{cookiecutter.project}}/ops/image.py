@@ -172,6 +172,8 @@ def push(image: str, registry: str, workdir: Path) -> str:
         run([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)
         command += ["--authfile", authfile]
     run([*command, image, f"docker://{image}"])
+    # The registry holds it now; with the vfs driver each local copy costs its full size on disk.
+    run(["buildah", "rmi", image], stdout=subprocess.DEVNULL)
     return (workdir / "digest").read_text(encoding="utf-8").strip()
 
 
