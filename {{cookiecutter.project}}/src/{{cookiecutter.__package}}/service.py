@@ -107,6 +107,7 @@ def load_schema(model: bentoml.models.BentoModel) -> dict[str, Any]:
 MODEL = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 SCHEMA = load_schema(MODEL)
 COLUMNS: list[str] = [feature["name"] for feature in SCHEMA["features"]]
+FIELDS = [f"f{index}" for index in range(len(COLUMNS))]  # see record_model()
 NUMERIC: list[bool] = [feature["kind"] == "numeric" for feature in SCHEMA["features"]]
 IS_CLASSIFIER = SCHEMA["task"] == "classification"
 Record = record_model(SCHEMA)
@@ -141,13 +142,15 @@ LATENCY = Histogram(
 def to_frame(records: list[BaseModel]) -> pd.DataFrame:
     """The records as the DataFrame the pipeline was trained on: same columns, same order.
 
-    Column-wise construction keeps numeric columns float64 (null -> NaN) and categorical columns
-    object with NaN for null, as in training (pandas 3 would otherwise infer its `str` dtype).
+    Numeric columns are float64 (null -> NaN); categorical ones object with NaN for null, as in
+    training (pandas 3 would otherwise infer its `str` dtype). An all-numeric frame is built as
+    one float block: several times faster to build and for the pipeline to index.
     """
-    rows = [record.__dict__ for record in records]
+    rows = [[getattr(record, field) for field in FIELDS] for record in records]
+    if all(NUMERIC):
+        return pd.DataFrame(np.array(rows, dtype=np.float64), columns=COLUMNS)
     data = {}
-    for index, (column, numeric) in enumerate(zip(COLUMNS, NUMERIC, strict=True)):
-        values = [row[f"f{index}"] for row in rows]
+    for column, numeric, values in zip(COLUMNS, NUMERIC, zip(*rows, strict=True), strict=True):
         if numeric:
             data[column] = np.array(values, dtype=np.float64)
         else:
