@@ -11,9 +11,19 @@ import pytest
 from {{ cookiecutter.__package }} import report
 
 CI_VARS = (
-    "CI", "GITLAB_CI", "GITHUB_ACTIONS", "CI_MERGE_REQUEST_IID", "CI_PROJECT_ID",
-    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID", "CI_API_V4_URL", "REPORT_TOKEN", "PR_NUMBER",
-    "PR_HEAD_REPO", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "GITHUB_API_URL",
+    "CI",
+    "GITLAB_CI",
+    "GITHUB_ACTIONS",
+    "CI_MERGE_REQUEST_IID",
+    "CI_PROJECT_ID",
+    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID",
+    "CI_API_V4_URL",
+    "REPORT_TOKEN",
+    "PR_NUMBER",
+    "PR_HEAD_REPO",
+    "GITHUB_REPOSITORY",
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
 )
 
 
@@ -53,7 +63,9 @@ def test_gitlab_updates_the_note_with_the_marker(monkeypatch):
     assert report.post("new", api) == "report: note updated"
     method, url, body = api.calls[-1]
     assert (method, url, body) == (
-        "PUT", "https://gitlab.example/api/v4/projects/7/merge_requests/3/notes/9", {"body": "new"}
+        "PUT",
+        "https://gitlab.example/api/v4/projects/7/merge_requests/3/notes/9",
+        {"body": "new"},
     )
 
 
@@ -66,7 +78,9 @@ def test_github_creates_a_comment_when_none_has_the_marker(monkeypatch):
     api = FakeApi([{"id": 1, "body": "unrelated"}])
     assert report.post("new", api) == "report: note created"
     assert api.calls[-1] == (
-        "POST", "https://api.github.com/repos/org/model/issues/12/comments", {"body": "new"}
+        "POST",
+        "https://api.github.com/repos/org/model/issues/12/comments",
+        {"body": "new"},
     )
 
 

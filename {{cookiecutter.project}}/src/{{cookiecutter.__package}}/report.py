@@ -150,7 +150,9 @@ def artifacts_url() -> str | None:
         return os.environ["CI_JOB_URL"]
     if os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        return (
+            f"{server}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        )
     return None
 
 
@@ -200,7 +202,9 @@ def http_json(method: str, url: str, headers: dict[str, str], body: dict[str, An
     """One JSON API call (urllib: no extra dependency). Tokens only travel over https."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
-        raise ValueError(f"refusing to send a token to a non-https URL: {parts.scheme}://{parts.hostname}")
+        raise ValueError(
+            f"refusing to send a token to a non-https URL: {parts.scheme}://{parts.hostname}"
+        )
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     request.add_header("Content-Type", "application/json")
@@ -208,13 +212,21 @@ def http_json(method: str, url: str, headers: dict[str, str], body: dict[str, An
         return json.loads(response.read() or b"null")
 
 
-def upsert(list_url: str, item_url: Callable[[Any], str], headers: dict[str, str], body: str,
-           request: Request, update_method: str = "PATCH") -> str:
+def upsert(
+    list_url: str,
+    item_url: Callable[[Any], str],
+    headers: dict[str, str],
+    body: str,
+    request: Request,
+    update_method: str = "PATCH",
+) -> str:
     """Update the note/comment carrying MARKER, or create it; returns 'updated' or 'created'."""
     page = 1
     while True:
         separator = "&" if "?" in list_url else "?"
-        items = request("GET", f"{list_url}{separator}per_page=100&page={page}", headers, None) or []
+        items = (
+            request("GET", f"{list_url}{separator}per_page=100&page={page}", headers, None) or []
+        )
         for item in items:
             if MARKER in (item.get("body") or ""):
                 try:
@@ -236,12 +248,16 @@ def post_target() -> tuple[str, Callable[[Any], str], dict[str, str], str] | str
     if env.get("GITLAB_CI"):
         if not env.get("CI_MERGE_REQUEST_IID"):
             return "not a merge request pipeline"
-        if env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", env.get("CI_PROJECT_ID")) != env.get("CI_PROJECT_ID"):
+        if env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", env.get("CI_PROJECT_ID")) != env.get(
+            "CI_PROJECT_ID"
+        ):
             return "merge request from a fork"
         if not env.get("REPORT_TOKEN"):
             return "REPORT_TOKEN is not set (a project access token with api scope)"
-        base = (f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}"
-                f"/merge_requests/{env['CI_MERGE_REQUEST_IID']}/notes")
+        base = (
+            f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}"
+            f"/merge_requests/{env['CI_MERGE_REQUEST_IID']}/notes"
+        )
         return base, lambda note: f"{base}/{note}", {"PRIVATE-TOKEN": env["REPORT_TOKEN"]}, "PUT"
     if env.get("GITHUB_ACTIONS"):
         if not env.get("PR_NUMBER", "").isdigit():
@@ -251,10 +267,16 @@ def post_target() -> tuple[str, Callable[[Any], str], dict[str, str], str] | str
         if not env.get("GITHUB_TOKEN"):
             return "GITHUB_TOKEN is not set"
         api = f"{env.get('GITHUB_API_URL', 'https://api.github.com')}/repos/{env['GITHUB_REPOSITORY']}"
-        headers = {"Authorization": f"Bearer {env['GITHUB_TOKEN']}",
-                   "Accept": "application/vnd.github+json"}
-        return (f"{api}/issues/{env['PR_NUMBER']}/comments",
-                lambda comment: f"{api}/issues/comments/{comment}", headers, "PATCH")
+        headers = {
+            "Authorization": f"Bearer {env['GITHUB_TOKEN']}",
+            "Accept": "application/vnd.github+json",
+        }
+        return (
+            f"{api}/issues/{env['PR_NUMBER']}/comments",
+            lambda comment: f"{api}/issues/comments/{comment}",
+            headers,
+            "PATCH",
+        )
     return "not in CI"
 
 
@@ -267,19 +289,27 @@ def post(body: str, request: Request = http_json) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.__package }}.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--post", action="store_true", help="post the report as the sticky MR/PR note (CI only)")
+    parser = argparse.ArgumentParser(
+        prog="python -m {{ cookiecutter.__package }}.report", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--post", action="store_true", help="post the report as the sticky MR/PR note (CI only)"
+    )
     args = parser.parse_args(argv)
     root = project_settings.find_root()
     body, dotenv = build_report(root)
     (root / BUILD).mkdir(exist_ok=True)
     (root / REPORT_FILE).write_text(body, encoding="utf-8")
     # Only derived, DNS-safe values: a dotenv line can never be broken by a branch name.
-    (root / DOTENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()), encoding="utf-8")
+    (root / DOTENV_FILE).write_text(
+        "".join(f"{k}={v}\n" for k, v in dotenv.items()), encoding="utf-8"
+    )
     if os.environ.get("GITHUB_OUTPUT"):  # the deploy job's environment url on GitHub
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as outputs:
             outputs.write(f"preview_url={dotenv['PREVIEW_URL']}\n")
-    print(f"report: {REPORT_FILE} (environment {dotenv['ENVIRONMENT']}, preview {dotenv['PREVIEW_URL']})")
+    print(
+        f"report: {REPORT_FILE} (environment {dotenv['ENVIRONMENT']}, preview {dotenv['PREVIEW_URL']})"
+    )
     if args.post:
         try:
             print(post(body))
