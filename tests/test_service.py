@@ -26,7 +26,8 @@ from conftest import copy_project, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.slow
+# One group: under `pytest -n`, the module's Bento and server are built once, on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 
 HERE = Path(__file__).resolve().parent
 STARTUP_SECONDS = 180
