@@ -14,9 +14,8 @@ from pathlib import Path
 import mlflow
 import mlflow.sklearn
 import pandas as pd
-from mlflow import MlflowClient
-
 from deploy.settings import load
+from mlflow import MlflowClient
 
 ROWS = 20
 
