@@ -57,16 +57,31 @@ def wait_ready(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} not ready after {STARTUP_TIMEOUT} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and all its children (server, workers)."""
+    import psutil  # a BentoML dependency
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 @contextmanager
-def server(command: list[str], health: str, env: dict[str, str]) -> Iterator[None]:
-    """Run a server in its own process group until the block ends."""
+def server(command: list[str], health: str, env: dict[str, str]) -> Iterator[int]:
+    """Run a server in its own process group until the block ends; yields its pid."""
     log = open(ROOT / "build" / "bench-server.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         wait_ready(health, process)
-        yield
+        yield process.pid
     finally:
         stop(process)
         log.close()
@@ -102,12 +117,17 @@ def wrk(url: str, body: Path, clients: int, seconds: int) -> dict[str, Any]:
     }
 
 
-def measure(name: str, url: str, body: Path) -> list[dict[str, Any]]:
+def measure(name: str, url: str, body: Path, pid: int) -> list[dict[str, Any]]:
+    """wrk at each client count. CPU ms per request (the server's CPU time over its 2xx answers)
+    hardly depends on what else runs on the machine, unlike req/s and latency."""
     wrk(url, body, max(CLIENTS), WARMUP_SECONDS)
     rows = []
     for clients in CLIENTS:
+        before = cpu_seconds(pid)
         row = {"server": name, **wrk(url, body, clients, SECONDS)}
-        print(f"  {name:<14} {clients:>3} clients: {row['rps']:8.0f} req/s", flush=True)
+        row["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(row["rps"] * SECONDS, 1)
+        print(f"  {name:<14} {clients:>3} clients: {row['rps']:8.0f} req/s, "
+              f"{row['cpu_ms']:.1f} CPU ms/req", flush=True)
         rows.append(row)
     return rows
 
@@ -115,6 +135,7 @@ def measure(name: str, url: str, body: Path) -> list[dict[str, Any]]:
 def in_process(model: Any, frame: Any) -> dict[str, Any]:
     """The ceiling: the model alone, one row at a time, one thread."""
     timings = []
+    cpu_start = time.process_time()
     deadline = time.perf_counter() + SECONDS
     while time.perf_counter() < deadline:
         start = time.perf_counter()
@@ -124,6 +145,7 @@ def in_process(model: Any, frame: Any) -> dict[str, Any]:
     return {
         "server": "in-process", "clients": 1, "rps": len(timings) / sum(timings),
         "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000, "errors": 0,
+        "cpu_ms": (time.process_time() - cpu_start) * 1000 / len(timings),
     }
 
 
@@ -131,8 +153,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table; ratios compare each server with mlflow and FastAPI at the same clients."""
     by_key = {(row["server"], row["clients"]): row["rps"] for row in rows}
     lines = [
-        "| server | clients | req/s (2xx) | p50 ms | p99 ms | errors | x mlflow | x fastapi |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | clients | req/s (2xx) | p50 ms | p99 ms | errors | CPU ms/req | x mlflow | x fastapi |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratios = [
@@ -141,7 +163,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         lines.append(
             f"| {row['server']} | {row['clients']} | {row['rps']:.0f} | {row['p50_ms']:.1f} "
-            f"| {row['p99_ms']:.1f} | {row['errors']} | {ratios[0]} | {ratios[1]} |"
+            f"| {row['p99_ms']:.1f} | {row['errors']} | {row['cpu_ms']:.1f} | {ratios[0]} | {ratios[1]} |"
         )
     return "\n".join(lines)
 
@@ -188,8 +210,8 @@ def main() -> None:
     print(f"bento {built['tag']} (model {built['model_name']} v{built['model_version']}), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     bento_cmd = [str(BIN / "bentoml"), "serve", built["tag"], "--host", "127.0.0.1", "--port", str(port)]
-    with server(bento_cmd, f"http://127.0.0.1:{port}/readyz", env):
-        rows += measure("bento", f"http://127.0.0.1:{port}/predict", bodies["record"])
+    with server(bento_cmd, f"http://127.0.0.1:{port}/readyz", env) as pid:
+        rows += measure("bento", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
 
     port = free_port()
     model_uri = f"models:/{built['model_name']}/{built['model_version']}"
@@ -198,8 +220,8 @@ def main() -> None:
         "--host", "127.0.0.1", "--port", str(port),
     ]
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri(built)}
-    with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", mlflow_env):
-        rows += measure("mlflow serve", f"http://127.0.0.1:{port}/invocations", bodies["mlflow"])
+    with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", mlflow_env) as pid:
+        rows += measure("mlflow serve", f"http://127.0.0.1:{port}/invocations", bodies["mlflow"], pid)
 
     port = free_port()
     fastapi_cmd = [
@@ -207,8 +229,8 @@ def main() -> None:
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(service.WORKERS), "--no-access-log", "--log-level", "warning",
     ]
-    with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env):
-        rows += measure("fastapi", f"http://127.0.0.1:{port}/predict", bodies["record"])
+    with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env) as pid:
+        rows += measure("fastapi", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
 
     rows.append(in_process(model, frame))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)")
