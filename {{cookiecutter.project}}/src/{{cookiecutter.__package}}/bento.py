@@ -19,6 +19,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from packaging.requirements import Requirement
@@ -53,6 +54,14 @@ def model_alias(settings: Settings) -> str:
     sys.exit("cannot tell the branch (detached HEAD?); set DEPLOY_BRANCH or run `make train`")
 
 
+def without_credentials(uri: str) -> str:
+    """The URI minus any user:password, since /metadata serves it to every client."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, dict[str, str]]:
     """The scikit-learn model behind `<project>@<alias>`, its lineage, and its schema.json."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
@@ -74,7 +83,7 @@ def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, dict[s
         "model_version": str(version.version),
         "model_alias": alias,
         "mlflow_run_id": version.run_id,
-        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+        "mlflow_tracking_uri": without_credentials(settings.mlflow_tracking_uri),
         "git_commit": tags.get("git_commit", ""),
         "git_branch": tags.get("git_branch", ""),
         "data_md5": tags.get("data_md5", ""),
