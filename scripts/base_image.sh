@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a Python base image from Debian packages, for machines that cannot pull base images
 # from any registry (the demo and the template's tests). Real CI sets BASE_IMAGE to
-# docker.io/library/python:<version>-slim-bookworm and never runs this.
+# docker.io/library/python:<version>-slim-bookworm and never runs this. It is a test stand-in:
+# packages come from the bookworm release only (no bookworm-security updates).
 #
 #   scripts/base_image.sh [PYTHON_VERSION]
 #

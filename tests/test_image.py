@@ -114,6 +114,11 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
         }
     )
 
+    # A clone URL with a token in it must not end up in the source label.
+    run(
+        ["git", "remote", "add", "origin", "https://ci:t0ken@git.example.com/g/r.git"], project, env
+    )
+
     result = image_script(project, env)
     assert result.returncode == 0, result.stderr
     commit = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
@@ -127,6 +132,8 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
     assert f"--volume {tmp_path / 'ca.pem'}:/mnt/build/ca.pem:ro" in bud
     assert f"--label org.opencontainers.image.revision={commit}" in bud
     assert "--label mlflow.run-id=run123" in bud and "--label mlflow.model-version=7" in bud
+    assert "--label org.opencontainers.image.source=https://git.example.com/g/r.git" in bud
+    assert "t0ken" not in calls
     (push,) = (line for line in calls.splitlines() if line.startswith("push "))
     image = f"registry.example.com/team/demo:{commit[:8]}"
     assert "--tls-verify=true" in push and push.endswith(f"{image} docker://{image}")
