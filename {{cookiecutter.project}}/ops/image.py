@@ -1,6 +1,6 @@
 """`make image`: build the service image from the built Bento with buildah, push it, record it.
 
-No Docker daemon and no privileges: buildah builds the Containerfile with the Bento (and its
+No Docker daemon: buildah builds the Containerfile with the Bento (and its
 models) as context, tags it with the short commit SHA, pushes it to IMAGE_REPOSITORY and writes
 build/image.json with the pushed digest, which is what deploys reference. See docs/image.md.
 """
@@ -86,10 +86,9 @@ def source_url(root: Path) -> str:
     ).stdout.strip()
     if "://" in remote:
         parts = urlsplit(remote)
-        return urlunsplit(
-            parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-        )
-    return remote or root.as_uri()
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=host))
+    return remote or root.resolve().as_uri()
 
 
 def base_image(root: Path) -> str:
