@@ -79,11 +79,13 @@ def mounted_rootfs(reference: str, env: dict[str, str]) -> Iterator[Path]:
         ).stdout.strip()
 
     container = buildah("from", "--quiet", "--tls-verify=false", f"docker://{reference}")
+    image_id = buildah("inspect", "--format", "{{.FromImageID}}", container)
     try:
         yield Path(buildah("mount", container))
     finally:
         buildah("umount", container)
         buildah("rm", container)
+        buildah("rmi", image_id)  # a full copy on the vfs driver: do not leave it behind
 
 
 # Runs as root inside `unshare`: $1 is the rootfs, $2 the user, the rest `env -i` + command.
