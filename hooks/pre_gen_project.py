@@ -17,11 +17,19 @@ from urllib.parse import urlparse
 # The inputs arrive as one JSON string literal, so no input is ever read as Python code.
 CONTEXT: dict = json.loads({{ cookiecutter | jsonify | jsonify }})
 
+
+
+def template_dir() -> Path:
+    """The template checkout. cookiecutter names it in `_repo_dir` (relative to where it was
+    started, the shell's PWD, not to this hook, which runs inside the new project directory);
+    cruft does not, but cookiecutter and cruft both run hooks from inside the template."""
+    if "_repo_dir" in CONTEXT:
+        return Path(os.environ.get("PWD", ".")) / CONTEXT["_repo_dir"]
+    return Path(f"/proc/{os.getppid()}/cwd").resolve()
+
+
 # The project-name rule lives with the naming function the deployments use (one source of truth).
-# A template given as a relative path is relative to where cookiecutter was started (the shell's
-# PWD), not to this hook, which runs inside the new project directory.
-TEMPLATE_DIR = Path(os.environ.get("PWD", ".")) / CONTEXT["_repo_dir"]
-sys.path.insert(0, str(TEMPLATE_DIR / "{% raw %}{{cookiecutter.project}}{% endraw %}"))
+sys.path.insert(0, str(template_dir() / "{% raw %}{{cookiecutter.project}}{% endraw %}"))
 from deploy.naming import validate_project_name  # noqa: E402
 
 CHOICES = {

@@ -53,22 +53,46 @@ def baked(request, tmp_path_factory) -> tuple[dict, Path]:
     return request.param, bake(tmp_path_factory.mktemp("combo"), **request.param)
 
 
-def test_files_follow_the_options(baked) -> None:
+# Every project gets these; `{package}` is the project's Python package.
+COMMON_FILES = {
+    ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
+    ".python-version", "Containerfile", "Makefile", "README.md", "bentofile.yaml",
+    "bench/bench.py", "bench/fastapi_app.py", "bench/post.lua",
+    "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
+    "deploy/__init__.py", "deploy/gate.py", "deploy/gitops.py", "deploy/gitrepo.py",
+    "deploy/naming.py", "deploy/registry.py", "deploy/settings.py", "deploy/values.py",
+    "deploy/values.schema.json", "deploy/values.yaml",
+    "docs/image.md", "docs/serving.md", "ops/image.py",
+    *(
+        f"src/{{package}}/{module}.py"
+        for module in (
+            "__init__", "atomic", "bento", "config", "data", "data_setup", "errors", "evaluate",
+            "lineage", "model", "paths", "prepare", "report", "reproduce", "service", "track",
+            "train",
+        )
+    ),
+    *(
+        f"tests/{module}.py"
+        for module in ("conftest", "test_pipeline", "test_report", "test_reproduce",
+                       "test_service", "test_tracking")
+    ),
+}  # fmt: skip
+CI_FILES = {
+    "gitlab": {".gitlab-ci.yml"},
+    "github": {f".github/workflows/{name}" for name in ("ci.yml", "gc.yml", "teardown.yml")},
+}
+CI_FILES["both"] = CI_FILES["gitlab"] | CI_FILES["github"]
+
+
+def test_exactly_the_files_of_the_options(baked) -> None:
     options, project = baked
-    files = generated_files(project)
     dataset = options["dataset"]
-    assert {f"data/raw/{dataset}.csv", f"data/raw/{dataset}.csv.dvc"} <= files
-    assert not any(
-        f.startswith("data/raw/") and dataset not in f for f in files if f.endswith("csv")
-    )
-    has_gitlab = ".gitlab-ci.yml" in files
-    has_github = any(f.startswith(".github/workflows/") for f in files)
-    assert (has_gitlab, has_github) == {
-        "gitlab": (True, False),
-        "github": (False, True),
-        "both": (True, True),
-    }[options["ci_provider"]]
-    assert not [p for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    expected = {name.format(package=project.name.replace("-", "_")) for name in COMMON_FILES}
+    expected |= CI_FILES[options["ci_provider"]]
+    expected |= {f"data/raw/{dataset}.csv", f"data/raw/{dataset}.csv.dvc"}
+    assert generated_files(project) == expected
+    empty = [p for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    assert not [p for p in empty if ".git" not in p.relative_to(project).parts]
 
 
 def test_nothing_is_left_unrendered(baked) -> None:
@@ -115,7 +139,7 @@ def test_generated_python_passes_ruff(baked) -> None:
     )
     assert result.returncode == 0, result.stdout
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "src", "tests"],
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
         cwd=project,
         capture_output=True,
         text=True,

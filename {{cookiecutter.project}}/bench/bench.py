@@ -101,8 +101,15 @@ def stop(process: subprocess.Popen) -> None:
 def wrk(url: str, body: Path, clients: int, seconds: int) -> dict[str, Any]:
     """One wrk run; 2xx-only throughput and latency percentiles from post.lua's JSON line."""
     command = [
-        shutil.which("wrk") or "wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s",
-        "--timeout", "5s", "-s", str(BENCH / "post.lua"), url,
+        shutil.which("wrk") or "wrk",
+        f"-t{min(clients, 2)}",
+        f"-c{clients}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCH / "post.lua"),
+        url,
     ]
     env = {**os.environ, "WRK_BODY_FILE": str(body)}
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
@@ -126,8 +133,11 @@ def measure(name: str, url: str, body: Path, pid: int) -> list[dict[str, Any]]:
         before = cpu_seconds(pid)
         row = {"server": name, **wrk(url, body, clients, SECONDS)}
         row["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(row["rps"] * SECONDS, 1)
-        print(f"  {name:<14} {clients:>3} clients: {row['rps']:8.0f} req/s, "
-              f"{row['cpu_ms']:.1f} CPU ms/req", flush=True)
+        print(
+            f"  {name:<14} {clients:>3} clients: {row['rps']:8.0f} req/s, "
+            f"{row['cpu_ms']:.1f} CPU ms/req",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -143,8 +153,12 @@ def in_process(model: Any, frame: Any) -> dict[str, Any]:
         timings.append(time.perf_counter() - start)
     quantiles = statistics.quantiles(timings, n=100)
     return {
-        "server": "in-process", "clients": 1, "rps": len(timings) / sum(timings),
-        "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000, "errors": 0,
+        "server": "in-process",
+        "clients": 1,
+        "rps": len(timings) / sum(timings),
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "errors": 0,
         "cpu_ms": (time.process_time() - cpu_start) * 1000 / len(timings),
     }
 
@@ -175,7 +189,9 @@ def main() -> None:
     if not built_file.is_file():
         sys.exit("no Bento built yet: run `make train bento` first")
     built = json.loads(built_file.read_text(encoding="utf-8"))
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "name"
+    ]
     package = project.replace("-", "_")
     env = {
         **os.environ,
@@ -201,39 +217,74 @@ def main() -> None:
     }
     bodies["record"].write_text(json.dumps(example), encoding="utf-8")
     bodies["mlflow"].write_text(
-        json.dumps({"dataframe_split": {"columns": list(example), "data": [list(example.values())]}}),
+        json.dumps(
+            {"dataframe_split": {"columns": list(example), "data": [list(example.values())]}}
+        ),
         encoding="utf-8",
     )
 
     rows: list[dict[str, Any]] = []
     port = free_port()
-    print(f"bento {built['tag']} (model {built['model_name']} v{built['model_version']}), "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    bento_cmd = [str(BIN / "bentoml"), "serve", built["tag"], "--host", "127.0.0.1", "--port", str(port)]
+    print(
+        f"bento {built['tag']} (model {built['model_name']} v{built['model_version']}), "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    bento_cmd = [
+        str(BIN / "bentoml"),
+        "serve",
+        built["tag"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with server(bento_cmd, f"http://127.0.0.1:{port}/readyz", env) as pid:
         rows += measure("bento", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
 
     port = free_port()
     model_uri = f"models:/{built['model_name']}/{built['model_version']}"
     mlflow_cmd = [
-        str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-        "--host", "127.0.0.1", "--port", str(port),
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri(built)}
     with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", mlflow_env) as pid:
-        rows += measure("mlflow serve", f"http://127.0.0.1:{port}/invocations", bodies["mlflow"], pid)
+        rows += measure(
+            "mlflow serve", f"http://127.0.0.1:{port}/invocations", bodies["mlflow"], pid
+        )
 
     port = free_port()
     fastapi_cmd = [
-        str(BIN / "uvicorn"), "fastapi_app:app", "--app-dir", str(BENCH),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(service.WORKERS), "--no-access-log", "--log-level", "warning",
+        str(BIN / "uvicorn"),
+        "fastapi_app:app",
+        "--app-dir",
+        str(BENCH),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(service.WORKERS),
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env) as pid:
         rows += measure("fastapi", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
 
     rows.append(in_process(model, frame))
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)")
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)"
+    )
     print(table(rows))
     out = ROOT / "build" / "bench.json"
     out.write_text(json.dumps({"bento": built["tag"], "rows": rows}, indent=2) + "\n")
@@ -251,7 +302,11 @@ def first_record(schema: dict[str, Any]) -> dict[str, Any]:
         if set(kinds) <= set(frame.columns):
             row = frame[list(kinds)].iloc[0]
             return {
-                name: None if pd.isna(value) else value if kinds[name] == "categorical" else float(value)
+                name: None
+                if pd.isna(value)
+                else value
+                if kinds[name] == "categorical"
+                else float(value)
                 for name, value in row.items()
             }
     raise SystemExit("no CSV under data/ has the model's feature columns; run `make train`")

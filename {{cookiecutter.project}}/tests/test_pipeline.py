@@ -57,14 +57,18 @@ def test_training_twice_gives_identical_model_bytes(workspace: Path) -> None:
     [
         (lambda root: (root / "data/raw/tiny.csv").write_text(""), "the file is empty"),
         (
-            lambda root: tiny_frame("classification").drop(columns="label").to_csv(
-                root / "data/raw/tiny.csv", index=False
+            lambda root: (
+                tiny_frame("classification")
+                .drop(columns="label")
+                .to_csv(root / "data/raw/tiny.csv", index=False)
             ),
             "column 'label' (from params.yaml data) is not in the CSV",
         ),
         (
-            lambda root: tiny_frame("classification").assign(label="yes").to_csv(
-                root / "data/raw/tiny.csv", index=False
+            lambda root: (
+                tiny_frame("classification")
+                .assign(label="yes")
+                .to_csv(root / "data/raw/tiny.csv", index=False)
             ),
             "has a single class",
         ),

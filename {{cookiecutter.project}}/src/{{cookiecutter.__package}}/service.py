@@ -63,9 +63,7 @@ def record_model(schema: dict[str, Any]) -> type[BaseModel]:
 def batch_model(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
     """A batch request: `{"records": [...]}` with 1..max_batch records."""
     records = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
-    return create_model(
-        "Batch", __config__=ConfigDict(extra="forbid"), records=(records, Field())
-    )
+    return create_model("Batch", __config__=ConfigDict(extra="forbid"), records=(records, Field()))
 
 
 def label_type(schema: dict[str, Any]) -> Any:
