@@ -1,6 +1,7 @@
 """Re-lock the generated project's dependencies and store the lock in the template.
 
-uv.lock names the project itself, so the stored copy has that one name templated.
+uv.lock names the project itself, so the stored copy has that one name templated. The stored
+lock is the starting point: versions that still satisfy pyproject.toml stay as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ def main() -> None:
         project = Path(
             cookiecutter(str(TEMPLATE), no_input=True, output_dir=tmp, extra_context={"project": PLACEHOLDER})
         )
-        (project / "uv.lock").unlink(missing_ok=True)
         subprocess.run(["uv", "lock", "--quiet"], cwd=project, check=True)
         lock = (project / "uv.lock").read_text(encoding="utf-8")
     if "{{" in lock or "{%" in lock:

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-from conftest import CACHE, MODEL_VENV, TEMPLATE, require_tool
+from conftest import CACHE, MODEL_VENV, require_tool
 
 RESULT = re.compile(r"^\s*(PASS|FAIL|WARN)\s+(\S+)", re.MULTILINE)
 TIMING = re.compile(r"^(\S+)\s+finished in ([\d.]+ (?:ms|s|min))", re.MULTILINE)
@@ -34,36 +30,6 @@ class Pipeline:
         if job:
             lines = [line for line in lines if line.startswith(job + " ")]
         return "\n".join(lines)[-chars:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def local_registry(directory: Path) -> Iterator[str]:
-    """Debian's docker-registry on 127.0.0.1:<free port>; yields host:port."""
-    require_tool("docker-registry")
-    port = free_port()
-    script = TEMPLATE / "scripts" / "registry.sh"
-    subprocess.run([str(script), "start", str(directory), str(port)], check=True, timeout=60)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(script), "stop", str(directory)], check=False, timeout=60)
-
-
-def base_image_env() -> dict[str, str]:
-    """BASE_IMAGE and the containers storage settings from scripts/base_image.sh (built once)."""
-    for name in ("buildah", "debootstrap", "skopeo"):
-        require_tool(name)
-    out = subprocess.run(
-        [str(TEMPLATE / "scripts" / "base_image.sh")],
-        check=True, capture_output=True, text=True, timeout=900,
-    ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def gitlab_ci_local(
@@ -112,15 +78,7 @@ def job_variables(gitops: Path, registry: str, project_name: str, base: dict[str
         "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv")),
         "GITOPS_REPO": str(gitops),
         "IMAGE_REPOSITORY": f"{registry}/{project_name}",
+        # `make setup` warmed that cache with every wheel of the lock: no job needs an index.
+        "UV_OFFLINE": "1",
         **base,
     }
-
-
-def skopeo_digest(reference: str) -> str:
-    result = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{reference}"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"skopeo inspect {reference}: {result.stderr[-2000:]}")
-    return result.stdout.strip()

@@ -12,17 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ci_gitlab import (
-    base_image_env,
-    gitlab_ci_local,
-    job_variables,
-    local_registry,
-    pipeline_env,
-    skopeo_digest,
-)
+from ci_gitlab import gitlab_ci_local, job_variables, pipeline_env
 from ci_lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
 from conftest import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 from cookiecutter.main import cookiecutter
+from image_helpers import base_image_env, local_registry, skopeo_inspect
 
 PROVIDERS = ("gitlab", "github", "both")
 WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml"}
@@ -244,7 +238,7 @@ def test_gitlab_pipeline_feature_branch_end_to_end(tmp_path, model_env, stand_in
     # The build job's artifact (gitlab-ci-local keeps artifacts under its state dir).
     image = json.loads(next((project / ".gitlab-ci-local").rglob("build/image.json")).read_text())
     assert image["repository"] == f"{registry}/{project.name}"
-    assert skopeo_digest(f"{image['repository']}@{image['digest']}") == image["digest"]
+    assert skopeo_inspect(f"{image['repository']}@{image['digest']}")["Digest"] == image["digest"]
 
     env_name = env_of(project, model_env, branch)
     assert values_files(gitops, model_env) == [f"envs/{project.name}/{env_name}/values.yaml"]

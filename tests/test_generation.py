@@ -136,6 +136,7 @@ def test_generated_python_passes_ruff(baked) -> None:
         cwd=project,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout
     result = subprocess.run(
@@ -143,13 +144,14 @@ def test_generated_python_passes_ruff(baked) -> None:
         cwd=project,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout
 
 
 def test_repository_is_initialised_and_clean(baked) -> None:
     options, project = baked
-    git = lambda *a: subprocess.run(["git", *a], cwd=project, capture_output=True, text=True).stdout  # noqa: E731
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, capture_output=True, text=True, check=False).stdout
     assert git("branch", "--show-current").strip() == options.get("default_branch", "main")
     assert git("rev-list", "--count", "HEAD").strip() == "1"
     assert git("status", "--porcelain") == ""
@@ -197,6 +199,7 @@ def test_bad_input_fails_with_one_line_and_leaves_nothing(
         ],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
@@ -223,6 +226,7 @@ def test_unsupported_choices_are_refused(tmp_path, field, value) -> None:
         ],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert field in result.stderr and value in result.stderr
@@ -245,6 +249,7 @@ def test_relative_template_path_works(tmp_path) -> None:
         cwd=TEMPLATE,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "rel" / "params.yaml").is_file()

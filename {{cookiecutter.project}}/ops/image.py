@@ -45,13 +45,15 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 
 
 def prepare_context(bento: dict, root: Path, context: Path) -> None:
-    """The build context: the Containerfile and the Bento with its models under bento/models.
+    """The build context: the Containerfile, the lock it installs from, and the Bento with its
+    models under bento/models.
 
     `bentoml build` keeps models in the BentoML store next to the bento (<home>/bentos/<name>/<v>
     and <home>/models/<name>/<v>); a Bento served from a directory loads them from its models/.
     """
     bento_dir = Path(bento["path"])
-    shutil.copy(root / "Containerfile", context / "Containerfile")
+    for name in ("Containerfile", "pyproject.toml", "uv.lock"):
+        shutil.copy(root / name, context / name)
     shutil.copytree(bento_dir, context / "bento", ignore=shutil.ignore_patterns("__pycache__"))
     info = yaml.safe_load((bento_dir / "bento.yaml").read_text(encoding="utf-8"))
     tags = {m["tag"] for m in info.get("models", [])}
@@ -142,6 +144,8 @@ def build(image: str, base: str, context: Path, image_labels: dict[str, str]) ->
     command += ["--pull=false", "--build-arg", f"BASE_IMAGE={base}"]
     command += ["--volume", f"{uv_binary()}:{MOUNT}/bin/uv:ro"]
     command += ["--volume", f"{uv_cache_dir()}:{MOUNT}/uv-cache"]
+    if os.environ.get("UV_OFFLINE"):
+        command += ["--build-arg", f"UV_OFFLINE={os.environ['UV_OFFLINE']}"]
     ca = os.environ.get("EXTRA_CA_CERTS")
     if ca:
         if not Path(ca).is_file():

@@ -27,12 +27,6 @@ from packaging.requirements import Requirement
 from deploy.naming import env_name, mlflow_alias
 from deploy.settings import Settings, current_branch, load
 
-# What the service imports at run time; their installed versions (and those of everything they
-# need) become the Bento's exact requirements, so the image matches the tested venv.
-RUNTIME_PACKAGES = ("bentoml", "scikit-learn", "pandas", "numpy")
-# uvicorn's C HTTP parser and event loop: measured here, they cut the CPU time of a request by a
-# quarter and triple throughput. Shipped when the venv has them (add them to pyproject.toml).
-SPEEDUPS = ("httptools", "uvloop")
 LINEAGE_FILE = Path("build/lineage.json")
 BENTO_FILE = Path("build/bento.json")
 
@@ -91,35 +85,25 @@ def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, dict[s
     return model, lineage
 
 
-def installed(name: str) -> bool:
-    try:
-        metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+def runtime_requirements(root: Path) -> list[str]:
+    """`name==version` for the service's runtime dependencies and theirs, as installed here.
 
-
-def runtime_requirements() -> list[str]:
-    """`name==version` for the runtime packages and their dependencies, as installed here.
-
-    The venv is synced from uv.lock, so these are the locked versions; walking the installed
-    metadata keeps MLflow, DVC and their trees out of the serving image.
+    The runtime dependencies are pyproject.toml's `[project] dependencies` (what the image
+    installs). The venv is synced from uv.lock, so these are the locked versions; walking the
+    installed metadata keeps MLflow, DVC and their trees out.
     """
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins: dict[str, str] = {}
-    roots = [*RUNTIME_PACKAGES, *filter(installed, SPEEDUPS)]
-    pending = [Requirement(name) for name in roots]
+    pending = [Requirement(line) for line in project["dependencies"]]
     while pending:
         requirement = pending.pop()
         name = requirement.name.lower().replace("_", "-")
-        if name in pins:
+        if name in pins or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
             continue
         dist = metadata.distribution(name)
         pins[name] = dist.version
-        for line in dist.requires or []:
-            child = Requirement(line)
-            # Only unconditional dependencies (and those of this platform/Python), no extras.
-            if child.marker is None or child.marker.evaluate({"extra": ""}):
-                pending.append(child)
+        # Only unconditional dependencies (and those of this platform/Python), no extras.
+        pending += [Requirement(line) for line in dist.requires or []]
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
@@ -142,7 +126,7 @@ def build_bento(root: Path, lineage: dict[str, str]) -> Any:
     import bentoml
 
     config = yaml.safe_load((root / "bentofile.yaml").read_text(encoding="utf-8"))
-    config.setdefault("python", {})["packages"] = runtime_requirements()
+    config.setdefault("python", {})["packages"] = runtime_requirements(root)
     config["labels"] = {
         **config.get("labels", {}),
         **{key: value for key, value in lineage.items() if key != "mlflow_tracking_uri"},
