@@ -16,6 +16,7 @@ from ci_gitlab import gitlab_ci_local, job_variables, pipeline_env
 from ci_lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
 from conftest import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 from cookiecutter.main import cookiecutter
+from gitops_helpers import bare_repo
 from image_helpers import base_image_env, local_registry, skopeo_inspect
 
 PROVIDERS = ("gitlab", "github", "both")
@@ -150,8 +151,7 @@ FULL_PIPELINE = ("test", "template", "train", "reproduce", "build", "review")
 def gitlab_project(tmp_path: Path, env: dict[str, str], branch: str) -> tuple[Path, Path]:
     """A generated GitLab project on `branch`, and an empty bare GitOps repo next to it."""
     project = bake(tmp_path, ci_provider="gitlab")
-    gitops = tmp_path / "gitops.git"
-    run(["git", "init", "--quiet", "--bare", str(gitops)], tmp_path, env)
+    gitops = bare_repo(tmp_path / "gitops.git")
     if branch != "main":
         run(["git", "checkout", "--quiet", "-b", branch], project, env)
     return project, gitops
