@@ -246,6 +246,7 @@ def test_gitlab_pipeline_feature_branch_end_to_end(tmp_path, model_env, stand_in
     warm = gitlab_ci_local(project, variables, env)
     report_timings("feature branch (warm)", warm)
     assert warm.returncode == 0, warm.tail()
+    assert "not rebuilt" in warm.tail("build"), warm.tail("build")  # same commit, same model
 
     stop = gitlab_ci_local(project, variables, env, "stop-review")
     assert stop.results.get("stop-review") == "PASS", stop.tail()

@@ -45,6 +45,13 @@ case $1 in
   push) while (($#)); do [[ $1 == --digestfile ]] && echo sha256:0123abcd >"$2"; shift; done ;;
 esac
 """
+# Answers `inspect` with $FAKE_SKOPEO_ANSWER when that file exists (the registry holds the tag).
+FAKE_SKOPEO = r"""#!/usr/bin/env bash
+printf 'skopeo %s\n' "$*" >>"$FAKE_LOG"
+[[ -f $FAKE_SKOPEO_ANSWER ]] && exec cat "$FAKE_SKOPEO_ANSWER"
+echo "manifest unknown" >&2
+exit 1
+"""
 
 
 # ------------------------------------------------------------------------------- fast test
@@ -79,8 +86,9 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
     project = copy_project(baked_project, tmp_path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "buildah").write_text(FAKE_BUILDAH)
-    (bin_dir / "buildah").chmod(0o755)
+    for tool, script in (("buildah", FAKE_BUILDAH), ("skopeo", FAKE_SKOPEO)):
+        (bin_dir / tool).write_text(script)
+        (bin_dir / tool).chmod(0o755)
     bento = fake_bento(tmp_path / "bentoml")
     (project / "build").mkdir()
     (project / "build" / "bento.json").write_text(
@@ -105,6 +113,7 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
             "PATH": f"{bin_dir}:{env['PATH']}",
             "PYTHONPATH": f"{project / 'src'}:{project}",
             "FAKE_LOG": str(log),
+            "FAKE_SKOPEO_ANSWER": str(tmp_path / "skopeo.json"),
             "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
             "IMAGE_REPOSITORY": "registry.example.com/team/demo",
             "REGISTRY_USER": "robot",
@@ -165,6 +174,28 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
     calls = log.read_text()
     assert "login " not in calls and "ca.pem" not in calls
     assert "push --tls-verify=false" in calls
+    assert "skopeo inspect --tls-verify=false docker://127.0.0.1:5000/demo:" in calls
+
+    # Run again with the registry holding this build: nothing is built or pushed.
+    log.unlink()
+    (bud,) = (line for line in calls.splitlines() if line.startswith("bud "))
+    built_labels = dict(
+        item.split("=", 1) for item in bud.split(" --label ")[1:] if "=" in item
+    )
+    answer = {"Digest": "sha256:feed", "Labels": built_labels}
+    (tmp_path / "skopeo.json").write_text(json.dumps(answer))
+    result = image_script(project, env)
+    assert result.returncode == 0, result.stderr
+    assert "not rebuilt" in result.stdout
+    assert not [line for line in log.read_text().splitlines() if not line.startswith("skopeo ")]
+    assert json.loads((project / "build" / "image.json").read_text())["digest"] == "sha256:feed"
+
+    # Another model on the same commit is another build.
+    answer["Labels"] = {**built_labels, "mlflow.model-version": "6"}
+    (tmp_path / "skopeo.json").write_text(json.dumps(answer))
+    result = image_script(project, env)
+    assert result.returncode == 0, result.stderr
+    assert "bud " in log.read_text()
 
 
 def test_image_script_explains_a_missing_bento(baked_project, model_env, tmp_path):

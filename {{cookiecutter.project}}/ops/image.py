@@ -2,7 +2,9 @@
 
 No Docker daemon: buildah builds the Containerfile with the Bento (and its
 models) as context, tags it with the short commit SHA, pushes it to IMAGE_REPOSITORY and writes
-build/image.json with the pushed digest, which is what deploys reference. See docs/image.md.
+build/image.json with the pushed digest, which is what deploys reference. When the registry
+already holds that tag built from the same commit, model and base (skopeo reads its labels), the
+build is skipped and its digest recorded. See docs/image.md.
 """
 
 from __future__ import annotations
@@ -163,17 +165,53 @@ def tls_verify(registry: str) -> bool:
     return urlsplit(f"//{registry}").hostname not in LOCAL_REGISTRIES
 
 
-def push(image: str, registry: str, workdir: Path) -> str:
-    """Push and return the digest. Credentials come from the environment, through stdin."""
-    verify = f"--tls-verify={str(tls_verify(registry)).lower()}"
-    command = ["buildah", "push", verify, "--digestfile", str(workdir / "digest")]
+def login(registry: str, workdir: Path) -> list[str]:
+    """Log in when credentials are set; returns the auth file options for buildah and skopeo.
+    Credentials come from the environment and reach buildah through stdin only."""
     user = os.environ.get("REGISTRY_USER") or os.environ.get("CI_REGISTRY_USER")
     password = os.environ.get("REGISTRY_PASSWORD") or os.environ.get("CI_REGISTRY_PASSWORD")
-    if user and password:
-        authfile = str(workdir / "auth.json")
-        login = ["buildah", "login", verify, "--authfile", authfile, "--username", user]
-        run([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)
-        command += ["--authfile", authfile]
+    if not (user and password):
+        return []
+    authfile = str(workdir / "auth.json")
+    verify = f"--tls-verify={str(tls_verify(registry)).lower()}"
+    login = ["buildah", "login", verify, "--authfile", authfile, "--username", user]
+    run([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)
+    return ["--authfile", authfile]
+
+
+# Equal on these, an image in the registry is this build: same commit (hence Containerfile and
+# code), same model, same base. Re-running a pipeline then skips the build.
+SAME_BUILD = (
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.base.name",
+    "mlflow.run-id",
+    "mlflow.model-version",
+)
+
+
+def pushed_digest(image: str, image_labels: dict[str, str], auth: list[str]) -> str | None:
+    """The digest of `image` when the registry already holds this very build (needs skopeo)."""
+    if not shutil.which("skopeo"):
+        return None
+    verify = f"--tls-verify={str(tls_verify(image.split('/')[0])).lower()}"
+    found = subprocess.run(
+        ["skopeo", "inspect", verify, *auth, f"docker://{image}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        return None  # not pushed yet (or not readable): build it
+    info = json.loads(found.stdout)
+    labels_found = info.get("Labels") or {}
+    same = all(labels_found.get(key) == image_labels.get(key) for key in SAME_BUILD)
+    return info["Digest"] if same else None
+
+
+def push(image: str, workdir: Path, auth: list[str]) -> str:
+    """Push and return the digest."""
+    verify = f"--tls-verify={str(tls_verify(image.split('/')[0])).lower()}"
+    command = ["buildah", "push", verify, "--digestfile", str(workdir / "digest"), *auth]
     run([*command, image, f"docker://{image}"])
     # The registry holds it now; with the vfs driver each local copy costs its full size on disk.
     run(["buildah", "rmi", image], stdout=subprocess.DEVNULL)
@@ -197,10 +235,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="image-") as scratch:
         workdir = Path(scratch)
         (workdir / "context").mkdir()
-        prepare_context(bento, root, workdir / "context")
         image_labels = labels(root, commit, bento, read_json(root / LINEAGE_FILE))
-        build(image, base_image(root), workdir / "context", image_labels)
-        digest = push(image, repository.split("/")[0], workdir)
+        auth = login(repository.split("/")[0], workdir)
+        digest = pushed_digest(image, image_labels, auth)
+        if digest:
+            print(f"{image} is already this build (commit, model and base): not rebuilt")
+        else:
+            prepare_context(bento, root, workdir / "context")
+            build(image, base_image(root), workdir / "context", image_labels)
+            digest = push(image, workdir, auth)
     record = {
         "repository": repository,
         "tag": tag,
