@@ -8,6 +8,7 @@ Everything lands in demo/ (git-ignored); run it again to start over.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -86,7 +87,8 @@ def render_gitops(gitops: Path) -> None:
             for doc in yaml.safe_load_all(text)
             if doc
         ]
-        print(f"  Application {name} <- {values_file.relative_to(checkout)}")
+        print(f"  Application {name} <- {values_file.relative_to(checkout)}:")
+        print("    " + values_file.read_text().rstrip().replace("\n", "\n    "))
         print("    " + ", ".join(objects))
 
 
@@ -109,13 +111,15 @@ def serve_and_predict(project: Path, env: dict[str, str]) -> str:
             except OSError:
                 time.sleep(1)
         schema = json.loads((project / "data/prepared/schema.json").read_text())
-        import pandas as pd
-
-        row = pd.read_csv(project / "data/prepared/test.csv").iloc[0]
-        record = {f["name"]: float(row[f["name"]]) for f in schema["features"]}
+        with (project / "data/prepared/test.csv").open(newline="") as file:
+            row = next(csv.DictReader(file))
+        record = {
+            f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else row[f["name"]]
+            for f in schema["features"]
+        }
         request = urllib.request.Request(
             "http://127.0.0.1:3999/predict",
-            data=json.dumps({"record": record}).encode(),
+            data=json.dumps(record).encode(),
             headers={"Content-Type": "application/json"},
         )
         answer = urllib.request.urlopen(request, timeout=10).read().decode()
@@ -128,6 +132,9 @@ def serve_and_predict(project: Path, env: dict[str, str]) -> str:
 
 def main() -> None:
     env = demo_env()
+    # The last demo's registry serves from inside demo/: stop it before starting over.
+    registry = [str(TEMPLATE / "scripts/registry.sh"), "start", str(DEMO / "registry")]
+    subprocess.run([registry[0], "stop", registry[2]], check=False)
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
     banner("generate a model repo with cookiecutter (embedded defaults)")
@@ -159,17 +166,7 @@ def main() -> None:
     step("reproduce", ["make", "reproduce"], project, env)
     step("bento", ["make", "bento"], project, env)
     step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
-    step(
-        "registry",
-        [
-            str(TEMPLATE / "scripts/registry.sh"),
-            "start",
-            str(DEMO / "registry"),
-            str(REGISTRY_PORT),
-        ],
-        project,
-        env,
-    )
+    step("registry", [*registry, str(REGISTRY_PORT)], project, env)
     step("image", ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"], project, env)
     step("deploy the branch", ["make", "deploy"], project, env)
     banner("what Argo CD would apply")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -162,6 +163,19 @@ def test_predict_batch_matches_in_process(server: str, reference: dict[str, Any]
     assert status == 200, answer
     assert [p["prediction"] for p in answer["predictions"]] == reference["predictions"]
     assert answer["model_version"] == reference["lineage"]["model_version"]
+
+
+def test_readme_curl_example_works(
+    server: str, bento_project: tuple[Path, dict[str, str]], reference: dict[str, Any]
+) -> None:
+    """The generated README's curl example, sent as written, answers with a prediction."""
+    project, _ = bento_project
+    readme = (project / "README.md").read_text()
+    body = re.search(r"/predict -H 'Content-Type: application/json' -d '(.*?)'", readme, re.S)
+    assert body, "the README shows no curl example for /predict"
+    status, answer = post(f"{server}/predict", body.group(1).encode())
+    assert status == 200, answer
+    assert answer["prediction"] in reference["classes"]
 
 
 def test_metadata_matches_mlflow(server: str, reference: dict[str, Any]) -> None:

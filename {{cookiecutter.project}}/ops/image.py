@@ -146,8 +146,7 @@ def build(image: str, base: str, context: Path, image_labels: dict[str, str]) ->
     command += ["--pull=false", "--build-arg", f"BASE_IMAGE={base}"]
     command += ["--volume", f"{uv_binary()}:{MOUNT}/bin/uv:ro"]
     command += ["--volume", f"{uv_cache_dir()}:{MOUNT}/uv-cache"]
-    if os.environ.get("UV_OFFLINE"):
-        command += ["--build-arg", f"UV_OFFLINE={os.environ['UV_OFFLINE']}"]
+    command += ["--build-arg", f"UV_OFFLINE={os.environ.get('UV_OFFLINE') or 'false'}"]
     ca = os.environ.get("EXTRA_CA_CERTS")
     if ca:
         if not Path(ca).is_file():
