@@ -40,7 +40,13 @@ def step(title: str, command: list[str], cwd: Path, env: dict[str, str]) -> str:
     banner(f"{title}: {' '.join(command)}")
     started = time.monotonic()
     process = subprocess.run(
-        command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
     )
     timings.append((title, time.monotonic() - started))
     print(process.stdout, end="")
@@ -68,6 +74,11 @@ def demo_env() -> dict[str, str]:
     for leaked in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "GITOPS_REPO", "UV_PROJECT_ENVIRONMENT"):
         env.pop(leaked, None)
     return env
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """KEY=value lines, as `make report` writes build/deploy.env for the CI environment."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def render_gitops(gitops: Path) -> None:
@@ -167,8 +178,13 @@ def main() -> None:
     step("bento", ["make", "bento"], project, env)
     step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
     step("registry", [*registry, str(REGISTRY_PORT)], project, env)
-    step("image", ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"], project, env)
+    image = ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"]
+    step("image", image, project, env)
     step("deploy the branch", ["make", "deploy"], project, env)
+    step("merge request report", ["make", "report"], project, env)
+    banner("the merge request note (build/report.md)")
+    print((project / "build/report.md").read_text())
+    branch_deploy = dotenv(project / "build/deploy.env")
     banner("what Argo CD would apply")
     render_gitops(gitops)
     serve_and_predict(project, env)
@@ -182,23 +198,28 @@ def main() -> None:
         env=env,
     )
     step("train on main", ["make", "train"], project, env)
-    step("deploy production (quality gate)", ["make", "deploy"], project, env)
+    step("bento on main", ["make", "bento"], project, env)
+    step("image on main", image, project, env)
+    step("deploy production (quality gate)", ["make", "deploy", "report"], project, env)
+    production = dotenv(project / "build/deploy.env")
     step("tear the branch down", ["make", "teardown"], project, {**env, "DEPLOY_BRANCH": BRANCH})
     banner("what Argo CD would apply now")
     render_gitops(gitops)
     banner("GitOps history")
-    print(
-        subprocess.run(
-            ["git", "log", "--format=  %h %s"], cwd=gitops, capture_output=True, text=True
-        ).stdout
-    )
+    log = ["git", "log", "--format=  %h %s"]
+    print(subprocess.run(log, cwd=gitops, capture_output=True, text=True, check=True).stdout)
 
     banner("summary")
     lineage = json.loads((project / "build/lineage.json").read_text())
     print(f"  project      {project}")
     print(f"  MLflow run   {lineage['run_url']}")
     print(f"  model        {lineage['model_name']} v{lineage['model_version']}")
+    print(f"  image        {json.loads((project / 'build/image.json').read_text())['reference']}")
     print(f"  GitOps repo  {gitops}")
+    print(
+        f"  branch env   {branch_deploy['ENVIRONMENT']} ({branch_deploy['PREVIEW_URL']}), torn down"
+    )
+    print(f"  production   {production['PREVIEW_URL']}")
     for title, seconds in timings:
         print(f"  {seconds:7.1f} s  {title}")
     print(f"  {sum(s for _, s in timings):7.1f} s  total")

@@ -39,8 +39,10 @@ def gitlab_ci_local(
     command = [
         require_tool("gitlab-ci-local"),
         "--force-shell-executor",  # the jobs' image is for real runners; here: this machine
-        "--home", str(project.parent / "gcl-home"),
-        "--state-dir", ".gitlab-ci-local",
+        "--home",
+        str(project.parent / "gcl-home"),
+        "--state-dir",
+        ".gitlab-ci-local",
     ]
     for key, value in variables.items():
         command += ["--variable", f"{key}={value}"]
@@ -69,7 +71,9 @@ def pipeline_env(env: dict[str, str]) -> dict[str, str]:
     return clean
 
 
-def job_variables(gitops: Path, registry: str, project_name: str, base: dict[str, str]) -> dict[str, str]:
+def job_variables(
+    gitops: Path, registry: str, project_name: str, base: dict[str, str]
+) -> dict[str, str]:
     """What a real project sets as CI/CD variables, pointed at the local stand-ins."""
     return {
         "CI_DEFAULT_BRANCH": "main",

@@ -19,7 +19,9 @@ def tool(name: str) -> str:
 
 
 def lint(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def schema_errors(files: list[Path], schema: str, cwd: Path) -> str:
@@ -38,8 +40,16 @@ def actionlint_errors(root: Path) -> str:
 def zizmor_findings(root: Path) -> list[dict]:
     """zizmor's findings (every severity and confidence, ignore comments honoured) offline."""
     result = lint(
-        [tool("zizmor"), "--offline", "--persona", "regular", "--format", "json", "--no-progress",
-         str(root / ".github")],
+        [
+            tool("zizmor"),
+            "--offline",
+            "--persona",
+            "regular",
+            "--format",
+            "json",
+            "--no-progress",
+            str(root / ".github"),
+        ],
         root,
     )
     if result.returncode not in (0, 10, 11, 12, 13, 14):  # 1x: findings of some severity

@@ -26,7 +26,9 @@ def sample_records(schema: dict) -> pd.DataFrame:
     [csv] = sorted(Path("data/raw").glob("*.csv"))
     text = {name: str for name, kind in kinds.items() if kind == "categorical"}
     frame = pd.read_csv(csv, dtype=text, nrows=ROWS)[list(kinds)]
-    return frame.astype({name: object if kind == "categorical" else float for name, kind in kinds.items()})
+    return frame.astype(
+        {name: object if kind == "categorical" else float for name, kind in kinds.items()}
+    )
 
 
 def main() -> None:
@@ -47,7 +49,9 @@ def main() -> None:
         "schema": schema,
         "records": records,
         "predictions": model.predict(frame).tolist(),
-        "probabilities": model.predict_proba(frame).tolist() if schema["task"] == "classification" else None,
+        "probabilities": model.predict_proba(frame).tolist()
+        if schema["task"] == "classification"
+        else None,
         "classes": [str(c) for c in getattr(model, "classes_", [])],
         "lineage": {
             "model_name": settings.project,

@@ -165,12 +165,16 @@ def values_files(gitops: Path, env: dict[str, str]) -> list[str]:
 def env_of(project: Path, env: dict[str, str], branch: str) -> str:
     return run(
         [str(MODEL_VENV / "bin" / "python"), "-m", "deploy.gitops", "env-name", branch],
-        project, {**env, "PYTHONPATH": f"{project / 'src'}:{project}"},
+        project,
+        {**env, "PYTHONPATH": f"{project / 'src'}:{project}"},
     ).stdout.strip()
 
 
 def report_timings(name: str, pipeline) -> None:
-    print(f"\n{name}: {pipeline.seconds} s; " + ", ".join(f"{j} {t}" for j, t in pipeline.timings.items()))
+    print(
+        f"\n{name}: {pipeline.seconds} s; "
+        + ", ".join(f"{j} {t}" for j, t in pipeline.timings.items())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +203,14 @@ def test_schedule_runs_gc_only(tmp_path, model_env):
         "CI_MERGE_REQUEST_IID": "5",
     }
     assert listed_jobs(project, merge_request, env) == [
-        "test", "template", "train", "reproduce", "build", "review", "mr-note", "stop-review"
+        "test",
+        "template",
+        "train",
+        "reproduce",
+        "build",
+        "review",
+        "mr-note",
+        "stop-review",
     ]
     # A fork's merge request tests and trains, but never deploys or posts with our tokens.
     from_fork = {**merge_request, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "99"}
@@ -228,7 +239,9 @@ def test_gitlab_pipeline_feature_branch_end_to_end(tmp_path, model_env, stand_in
     pipeline = gitlab_ci_local(project, variables, env)
     report_timings("feature branch (cold)", pipeline)
     for job in FULL_PIPELINE:
-        assert pipeline.results.get(job) == "PASS", f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+        assert pipeline.results.get(job) == "PASS", (
+            f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+        )
     assert pipeline.returncode == 0, pipeline.tail()
     # The deploy job prints the links.
     review_log = pipeline.tail("review")
@@ -268,7 +281,9 @@ def test_gitlab_pipeline_default_branch_reaches_production_behind_the_gate(
     report_timings("default branch", pipeline)
     expected = ("test", "template", "train", "reproduce", "build", "production")
     for job in expected:
-        assert pipeline.results.get(job) == "PASS", f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+        assert pipeline.results.get(job) == "PASS", (
+            f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
+        )
     assert "review" not in pipeline.results
     production = f"envs/{project.name}/production/values.yaml"
     assert values_files(gitops, model_env) == [production]
@@ -322,7 +337,14 @@ def test_branch_names_are_data_in_the_pipeline(tmp_path, model_env):
 # --- template updates with cruft ---------------------------------------------------------------
 
 TEMPLATE_COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache",
+    ".git",
+    ".venv",
+    ".cache",
+    "demo",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
     ".gitlab-ci-local",
 )
 
@@ -343,7 +365,9 @@ def cruft_state(project: Path) -> dict:
 
 
 def test_generated_repo_records_its_template(tmp_path, template_repo, model_env):
-    project = Path(cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out")))
+    project = Path(
+        cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out"))
+    )
     state = cruft_state(project)
     assert state["template"] == str(template_repo)
     context = state["context"]["cookiecutter"]
@@ -354,9 +378,13 @@ def test_generated_repo_records_its_template(tmp_path, template_repo, model_env)
     assert state["commit"] == head, "hooks/post_gen_project.py must record the template commit"
 
 
-def test_cruft_update_brings_template_changes_and_keeps_user_code(tmp_path, template_repo, model_env):
+def test_cruft_update_brings_template_changes_and_keeps_user_code(
+    tmp_path, template_repo, model_env
+):
     cruft = tool("cruft")
-    project = Path(cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out")))
+    project = Path(
+        cookiecutter(str(template_repo), no_input=True, output_dir=str(tmp_path / "out"))
+    )
     state = cruft_state(project)
     # The user's own work, committed.
     package = project / "src" / state["context"]["cookiecutter"]["__package"]
@@ -369,7 +397,9 @@ def test_cruft_update_brings_template_changes_and_keeps_user_code(tmp_path, temp
 
     # The template moves on: a new Makefile target and a new doc.
     makefile = template_repo / "{{cookiecutter.project}}" / "Makefile"
-    makefile.write_text(makefile.read_text() + "\n.PHONY: hello\nhello: ## From template v2\n\t@echo hello\n")
+    makefile.write_text(
+        makefile.read_text() + "\n.PHONY: hello\nhello: ## From template v2\n\t@echo hello\n"
+    )
     (template_repo / "{{cookiecutter.project}}" / "UPGRADING.md").write_text("# v2\n")
     run(["git", "add", "--all"], template_repo, model_env)
     run(["git", "commit", "--quiet", "-m", "template v2"], template_repo, model_env)

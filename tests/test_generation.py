@@ -151,7 +151,9 @@ def test_generated_python_passes_ruff(baked) -> None:
 
 def test_repository_is_initialised_and_clean(baked) -> None:
     options, project = baked
-    git = lambda *a: subprocess.run(["git", *a], cwd=project, capture_output=True, text=True, check=False).stdout
+    git = lambda *a: (
+        subprocess.run(["git", *a], cwd=project, capture_output=True, text=True, check=False).stdout
+    )
     assert git("branch", "--show-current").strip() == options.get("default_branch", "main")
     assert git("rev-list", "--count", "HEAD").strip() == "1"
     assert git("status", "--porcelain") == ""
@@ -180,27 +182,25 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "names", "rule"), BAD_INPUT, ids=lambda v: str(v)[:20])
-def test_bad_input_fails_with_one_line_and_leaves_nothing(
-    tmp_path, field, value, names, rule
-) -> None:
-    extra = {"project": "ok-project"} if field == "project_name" else {}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            str(TEMPLATE),
-            "-o",
-            str(tmp_path),
-            *(f"{k}={v}" for k, v in extra.items()),
-            f"{field}={value}",
-        ],
+def cookiecutter_cli(
+    template: str, output: Path, *options: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter --no-input` as a user runs it, in a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", template, "-o", str(output), *options],
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize(("field", "value", "names", "rule"), BAD_INPUT, ids=lambda v: str(v)[:20])
+def test_bad_input_fails_with_one_line_and_leaves_nothing(
+    tmp_path, field, value, names, rule
+) -> None:
+    extra = ["project=ok-project"] if field == "project_name" else []
+    result = cookiecutter_cli(str(TEMPLATE), tmp_path, *extra, f"{field}={value}")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1, result.stderr
@@ -213,21 +213,7 @@ def test_bad_input_fails_with_one_line_and_leaves_nothing(
     [("ci_provider", "jenkins"), ("python_version", "3.9"), ("dataset", "mnist")],
 )
 def test_unsupported_choices_are_refused(tmp_path, field, value) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            str(TEMPLATE),
-            "-o",
-            str(tmp_path),
-            f"{field}={value}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cookiecutter_cli(str(TEMPLATE), tmp_path, f"{field}={value}")
     assert result.returncode != 0
     assert field in result.stderr and value in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -235,22 +221,7 @@ def test_unsupported_choices_are_refused(tmp_path, field, value) -> None:
 
 def test_relative_template_path_works(tmp_path) -> None:
     """The hooks find the template when cookiecutter is given `.` from the template directory."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            ".",
-            "-o",
-            str(tmp_path),
-            "project=rel",
-        ],
-        cwd=TEMPLATE,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cookiecutter_cli(".", tmp_path, "project=rel", cwd=TEMPLATE)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "rel" / "params.yaml").is_file()
 

@@ -179,9 +179,7 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
     # Run again with the registry holding this build: nothing is built or pushed.
     log.unlink()
     (bud,) = (line for line in calls.splitlines() if line.startswith("bud "))
-    built_labels = dict(
-        item.split("=", 1) for item in bud.split(" --label ")[1:] if "=" in item
-    )
+    built_labels = dict(item.split("=", 1) for item in bud.split(" --label ")[1:] if "=" in item)
     answer = {"Digest": "sha256:feed", "Labels": built_labels}
     (tmp_path / "skopeo.json").write_text(json.dumps(answer))
     result = image_script(project, env)

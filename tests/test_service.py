@@ -171,7 +171,7 @@ def test_readme_curl_example_works(
     """The generated README's curl example, sent as written, answers with a prediction."""
     project, _ = bento_project
     readme = (project / "README.md").read_text()
-    body = re.search(r"/predict -H 'Content-Type: application/json' -d '(.*?)'", readme, re.S)
+    body = re.search(r"/predict -H 'Content-Type: application/json' -d '(.*?)'", readme, re.DOTALL)
     assert body, "the README shows no curl example for /predict"
     status, answer = post(f"{server}/predict", body.group(1).encode())
     assert status == 200, answer
@@ -218,7 +218,12 @@ def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
         ("overflow", "predict", body(**{numeric: 0}).replace(b": 0", b": 1e999", 1), numeric),
         ("empty batch", "predict_batch", b'{"records": []}', "records"),
         ("batch not a list", "predict_batch", b'{"records": 5}', "records"),
-        ("bad record in batch", "predict_batch", json.dumps({"records": [good, missing]}).encode(), first),
+        (
+            "bad record in batch",
+            "predict_batch",
+            json.dumps({"records": [good, missing]}).encode(),
+            first,
+        ),
         (
             "batch over the maximum",
             "predict_batch",
@@ -249,8 +254,9 @@ def test_bad_inputs_get_4xx_naming_the_field(server: str, reference: dict[str, A
 # Any JSON value, nested a little: what a confused client might send for a field.
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=5,
 )
 
@@ -266,7 +272,9 @@ def mangled_bodies(draw: st.DrawFn, reference: dict[str, Any]) -> tuple[str, byt
     record.update(draw(st.dictionaries(keys, JSON_VALUES, max_size=3)))
     if draw(st.booleans()):
         return "predict", json.dumps(record).encode()
-    return "predict_batch", json.dumps({"records": draw(st.lists(st.just(record), max_size=3))}).encode()
+    return "predict_batch", json.dumps(
+        {"records": draw(st.lists(st.just(record), max_size=3))}
+    ).encode()
 
 
 @settings(
@@ -278,7 +286,9 @@ def mangled_bodies(draw: st.DrawFn, reference: dict[str, Any]) -> tuple[str, byt
 def test_fuzz_never_5xx(server: str, reference: dict[str, Any], data: st.DataObject) -> None:
     endpoint, body = data.draw(
         mangled_bodies(reference)
-        | st.tuples(st.sampled_from(["predict", "predict_batch", "metadata"]), st.binary(max_size=64))
+        | st.tuples(
+            st.sampled_from(["predict", "predict_batch", "metadata"]), st.binary(max_size=64)
+        )
     )
     content_type = data.draw(
         st.sampled_from(["application/json", "text/plain", "multipart/form-data; boundary=x"])
