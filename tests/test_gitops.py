@@ -3,6 +3,7 @@ baked project against local bare repositories with real git."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -184,6 +185,21 @@ def test_bad_deploy_fails_clearly_and_writes_nothing(project, repo, args, error)
     assert result.returncode == 1
     assert error in result.stderr
     assert commit_count(repo) == 0
+
+
+def test_deploy_refuses_an_image_of_another_run(project, repo):
+    """`make train` after `make image`: the image serves the old model, the lineage names the new."""
+    write_lineage(project, {"accuracy": 0.9})
+    record = {"reference": f"reg.example/{PROJECT}@{digest(1)}", "mlflow_run_id": "ee" * 16}
+    (project / "build" / "image.json").write_text(json.dumps(record))
+    result = gitops(project, "deploy", "--repo", str(repo), "--branch", "feat/x")
+    assert result.returncode == 1
+    assert "ee" * 16 in result.stderr and "0123456789abcdef" * 2 in result.stderr
+    assert "make bento image" in result.stderr
+    assert commit_count(repo) == 0
+    record["mlflow_run_id"] = "0123456789abcdef" * 2  # the same run: deploys
+    (project / "build" / "image.json").write_text(json.dumps(record))
+    ok(gitops(project, "deploy", "--repo", str(repo), "--branch", "feat/x"))
 
 
 def test_deploy_twice_makes_one_commit(project, repo):

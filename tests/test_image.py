@@ -162,6 +162,8 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
         "tag": commit[:8],
         "digest": "sha256:0123abcd",
         "reference": "registry.example.com/team/demo@sha256:0123abcd",
+        "mlflow_run_id": "run123",
+        "model_version": "7",
     }
 
     # A registry on this machine: plain HTTP, no login without credentials, no CA mount.

@@ -133,15 +133,33 @@ def _image(args: argparse.Namespace, conf: settings.Settings):
     return image
 
 
+def _check_image_holds_the_model(
+    args: argparse.Namespace, conf: settings.Settings, lineage: dict[str, Any]
+) -> None:
+    """The values must not name one MLflow run while the image serves another's model (e.g. a
+    `make train` after `make image`): build/image.json records the run its Bento came from."""
+    if args.image:
+        return
+    built_from = read_json(conf.root / "build" / "image.json").get("mlflow_run_id")
+    run_id = lineage.get("mlflowRunId")
+    if built_from and run_id and built_from != run_id:
+        raise UsageError(
+            f"build/image.json holds the model of MLflow run {built_from}, but the deploy names "
+            f"run {run_id}: run `make bento image` for the current model"
+        )
+
+
 def build_values(args: argparse.Namespace, conf: settings.Settings, env: str, branch: str):
     image = _image(args, conf)
+    lineage = _lineage(args, conf, branch)
+    _check_image_holds_the_model(args, conf, lineage)
     generated = {
         "project": conf.project,
         "environment": env,
         "image": without_empty(
             {"repository": image.repository, "tag": image.tag, "digest": image.digest}
         ),
-        "lineage": _lineage(args, conf, branch),
+        "lineage": lineage,
         "ingress": {"host": preview_host(conf.project, env, conf.preview_domain)},
     }
     # Per-project overrides may switch the ingress off; everything generated wins over them.

@@ -248,6 +248,9 @@ def main() -> None:
         "tag": tag,
         "digest": digest,
         "reference": f"{repository}@{digest}",
+        # The model inside, so that a deploy can refuse to pair this image with another run.
+        "mlflow_run_id": image_labels.get("mlflow.run-id", ""),
+        "model_version": image_labels.get("mlflow.model-version", ""),
     }
     (root / IMAGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"pushed {image} as {record['reference']}")
