@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 CONTEXT: dict = json.loads({{ cookiecutter | jsonify | jsonify }})
 
 
-
 def template_dir() -> Path:
     """The template checkout. cookiecutter names it in `_repo_dir` (relative to where it was
     started, the shell's PWD, not to this hook, which runs inside the new project directory);

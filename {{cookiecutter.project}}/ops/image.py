@@ -157,11 +157,12 @@ def build(image: str, base: str, context: Path, image_labels: dict[str, str]) ->
     run([*command, str(context)])
 
 
-def tls_verify(registry: str) -> bool:
-    """TLS is off only for a registry on this machine, or when REGISTRY_TLS_VERIFY=false."""
-    if os.environ.get("REGISTRY_TLS_VERIFY", "").lower() in ("false", "0", "no"):
-        return False
-    return urlsplit(f"//{registry}").hostname not in LOCAL_REGISTRIES
+def tls_verify(registry: str) -> str:
+    """buildah's and skopeo's TLS option: off only for a registry on this machine, or when
+    REGISTRY_TLS_VERIFY=false. `registry` may be followed by a path (a repository, an image)."""
+    off = os.environ.get("REGISTRY_TLS_VERIFY", "").lower() in ("false", "0", "no")
+    local = urlsplit(f"//{registry.split('/')[0]}").hostname in LOCAL_REGISTRIES
+    return f"--tls-verify={str(not (off or local)).lower()}"
 
 
 def login(registry: str, workdir: Path) -> list[str]:
@@ -172,8 +173,7 @@ def login(registry: str, workdir: Path) -> list[str]:
     if not (user and password):
         return []
     authfile = str(workdir / "auth.json")
-    verify = f"--tls-verify={str(tls_verify(registry)).lower()}"
-    login = ["buildah", "login", verify, "--authfile", authfile, "--username", user]
+    login = ["buildah", "login", tls_verify(registry), "--authfile", authfile, "--username", user]
     run([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)
     return ["--authfile", authfile]
 
@@ -192,9 +192,8 @@ def pushed_digest(image: str, image_labels: dict[str, str], auth: list[str]) -> 
     """The digest of `image` when the registry already holds this very build (needs skopeo)."""
     if not shutil.which("skopeo"):
         return None
-    verify = f"--tls-verify={str(tls_verify(image.split('/')[0])).lower()}"
     found = subprocess.run(
-        ["skopeo", "inspect", verify, *auth, f"docker://{image}"],
+        ["skopeo", "inspect", tls_verify(image), *auth, f"docker://{image}"],
         capture_output=True,
         text=True,
         check=False,
@@ -209,8 +208,7 @@ def pushed_digest(image: str, image_labels: dict[str, str], auth: list[str]) -> 
 
 def push(image: str, workdir: Path, auth: list[str]) -> str:
     """Push and return the digest."""
-    verify = f"--tls-verify={str(tls_verify(image.split('/')[0])).lower()}"
-    command = ["buildah", "push", verify, "--digestfile", str(workdir / "digest"), *auth]
+    command = ["buildah", "push", tls_verify(image), "--digestfile", str(workdir / "digest"), *auth]
     run([*command, image, f"docker://{image}"])
     # The registry holds it now; with the vfs driver each local copy costs its full size on disk.
     run(["buildah", "rmi", image], stdout=subprocess.DEVNULL)
@@ -253,7 +251,7 @@ def main() -> None:
         "model_version": image_labels.get("mlflow.model-version", ""),
     }
     (root / IMAGE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"pushed {image} as {record['reference']}")
+    print(f"{image} is {record['reference']} (build/image.json)")
 
 
 if __name__ == "__main__":
