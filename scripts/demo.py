@@ -144,8 +144,8 @@ def serve_and_predict(project: Path, env: dict[str, str]) -> str:
 def main() -> None:
     env = demo_env()
     # The last demo's registry serves from inside demo/: stop it before starting over.
-    registry = [str(TEMPLATE / "scripts/registry.sh"), "start", str(DEMO / "registry")]
-    subprocess.run([registry[0], "stop", registry[2]], check=False)
+    registry, registry_dir = str(TEMPLATE / "scripts/registry.sh"), str(DEMO / "registry")
+    subprocess.run([registry, "stop", registry_dir], check=False)
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
     banner("generate a model repo with cookiecutter (embedded defaults)")
@@ -177,7 +177,7 @@ def main() -> None:
     step("reproduce", ["make", "reproduce"], project, env)
     step("bento", ["make", "bento"], project, env)
     step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
-    step("registry", [*registry, str(REGISTRY_PORT)], project, env)
+    step("registry", [registry, "start", registry_dir, str(REGISTRY_PORT)], project, env)
     image = ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"]
     step("image", image, project, env)
     step("deploy the branch", ["make", "deploy"], project, env)
