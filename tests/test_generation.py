@@ -67,14 +67,14 @@ COMMON_FILES = {
         f"src/{{package}}/{module}.py"
         for module in (
             "__init__", "atomic", "bento", "config", "data", "data_setup", "errors", "evaluate",
-            "lineage", "model", "paths", "prepare", "report", "reproduce", "service", "track",
-            "train",
+            "fastpath", "lineage", "model", "paths", "prepare", "report", "reproduce", "service",
+            "track", "train",
         )
     ),
     *(
         f"tests/{module}.py"
-        for module in ("conftest", "test_pipeline", "test_report", "test_reproduce",
-                       "test_service", "test_tracking")
+        for module in ("conftest", "test_fastpath", "test_pipeline", "test_report",
+                       "test_reproduce", "test_service", "test_tracking")
     ),
 }  # fmt: skip
 CI_FILES = {

@@ -185,6 +185,22 @@ def test_metadata_matches_mlflow(server: str, reference: dict[str, Any]) -> None
         assert answer[key] == value, key
 
 
+def test_workers_serve_through_the_numpy_fast_path(
+    server: str, bento_project: tuple[Path, dict[str, str]]
+) -> None:
+    """The default model's preprocessing runs as NumPy (proven equal at load), in every worker."""
+    project, _ = bento_project
+    fast = "model input: NumPy preprocessing, checked equal"
+    deadline = time.monotonic() + STARTUP_SECONDS  # /readyz answers once one worker is up
+    while True:
+        log = (project / "build" / "serve.log").read_text(errors="replace")
+        if log.count(fast) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert log.count(fast) == 2, log[-3000:]
+    assert "model input: pipeline" not in log
+
+
 def test_health_and_metrics(server: str, record: dict[str, Any]) -> None:
     assert get(f"{server}/livez") == 200
     assert get(f"{server}/readyz") == 200

@@ -1,5 +1,5 @@
-"""The FastAPI + uvicorn baseline of `make bench`: the same model, request model and DataFrame
-code as the Bento service, in a plain FastAPI app, so the comparison measures the serving stack.
+"""The FastAPI + uvicorn baseline of `make bench`: the same model and request model as the Bento
+service in a plain FastAPI app, calling the pipeline the obvious way (on a DataFrame).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 service = importlib.import_module(f"{os.environ['BENCH_PACKAGE']}.service")
+to_frame = importlib.import_module(f"{os.environ['BENCH_PACKAGE']}.fastpath").to_frame
 with open(service.MODEL.stored.path_of(service.MODEL_FILE), "rb") as file:
     model = pickle.load(file)  # noqa: S301 - our own model store
 labels = model.classes_.tolist() if service.IS_CLASSIFIER else []
@@ -27,7 +28,9 @@ async def health() -> dict[str, str]:
 
 @app.post("/predict")
 async def predict(record: service.Record) -> dict[str, Any]:  # type: ignore[valid-type]
-    frame = service.to_frame([record])
+    frame = to_frame(
+        [[getattr(record, f) for f in service.FIELDS]], service.COLUMNS, service.NUMERIC
+    )
     if not service.IS_CLASSIFIER:
         return {"prediction": float(model.predict(frame)[0])}
     [row] = model.predict_proba(frame).tolist()

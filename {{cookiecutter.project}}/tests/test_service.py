@@ -103,24 +103,6 @@ def test_batch_bounds(service: ModuleType) -> None:
     assert len(service.Batch.model_validate({"records": [RECORD] * 3}).records) == 3
 
 
-def test_frame_has_training_columns_and_dtypes(service: ModuleType) -> None:
-    records = [service.Record.model_validate(r) for r in (RECORD, dict.fromkeys(RECORD))]
-    frame = service.to_frame(records)
-    assert list(frame.columns) == service.COLUMNS
-    assert [str(dtype) for dtype in frame.dtypes] == ["float64", "float64", "object"]
-    assert frame["city"].tolist()[0] == "paris" and math.isnan(frame["city"].tolist()[1])
-    assert math.isnan(frame["age"].tolist()[1])
-
-
-def test_all_numeric_frame_is_one_float_block(service: ModuleType, monkeypatch) -> None:
-    monkeypatch.setattr(service, "NUMERIC", [True, True, True])
-    records = [service.Record.model_construct(f0=1.0, f1=None, f2=2.0)]
-    frame = service.to_frame(records)
-    assert list(frame.columns) == service.COLUMNS
-    assert [str(dtype) for dtype in frame.dtypes] == ["float64"] * 3
-    assert math.isnan(frame.iloc[0, 1]) and frame.iloc[0, 2] == 2.0
-
-
 def test_regression_schema_has_no_probabilities(service: ModuleType) -> None:
     regression = {**SCHEMA, "task": "regression"}
     del regression["classes"]
