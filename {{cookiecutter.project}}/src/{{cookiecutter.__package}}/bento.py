@@ -98,11 +98,11 @@ def runtime_requirements(root: Path) -> list[str]:
     while pending:
         requirement = pending.pop()
         name = requirement.name.lower().replace("_", "-")
+        # Only unconditional dependencies (and those of this platform/Python), no extras.
         if name in pins or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
             continue
         dist = metadata.distribution(name)
         pins[name] = dist.version
-        # Only unconditional dependencies (and those of this platform/Python), no extras.
         pending += [Requirement(line) for line in dist.requires or []]
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
