@@ -328,8 +328,11 @@ def test_branch_names_are_data_in_the_pipeline(tmp_path, model_env):
     assert stopped.results.get("stop-review") == "PASS", stopped.tail()
     assert values_files(gitops, model_env) == []
 
-    places = [project, tmp_path, Path.cwd()]
-    leaked = [p for place in places for p in place.rglob("PWNED")]
+    # Where a job's shell would write: its checkout and build dirs (all below these two), and the
+    # working directories around it. (Not a recursive walk of this repo: other tests write in
+    # its caches meanwhile.)
+    leaked = [p for place in (project, tmp_path) for p in place.rglob("PWNED")]
+    leaked += [p for p in (Path.cwd() / "PWNED", Path.home() / "PWNED") if p.exists()]
     leaked += [p for p in Path("/tmp").iterdir() if p.name == "PWNED" and p not in before]
     assert leaked == [], leaked
 
