@@ -211,12 +211,11 @@ def main() -> None:
     # One real record: the first test row the model was evaluated on.
     example = first_record(schema)
     record = service.Record.model_validate(example)
-    one_row = [[getattr(record, field) for field in service.FIELDS]]
-    fastpath = import_module(f"{package}.fastpath")
-    # As the service calls the model: the NumPy preprocessing where it is exact, else a frame.
-    transform = fastpath.compile_transform(model, service.COLUMNS, service.NUMERIC)
-    frame = fastpath.to_frame(one_row, service.COLUMNS, service.NUMERIC)
-    estimator = model[-1] if transform else model
+    one_row = service.rows_of([record])
+    # The model as the service calls it: NumPy preprocessing where it is exact, else a frame.
+    estimator, prepare = import_module(f"{package}.fastpath").model_input(
+        model, service.COLUMNS, service.NUMERIC
+    )
     method = estimator.predict_proba if service.IS_CLASSIFIER else estimator.predict
     bodies = {
         "record": ROOT / "build" / "bench-record.json",
@@ -288,7 +287,7 @@ def main() -> None:
     with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env) as pid:
         rows += measure("fastapi", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
 
-    rows.append(in_process(lambda: method(transform(one_row) if transform else frame)))
+    rows.append(in_process(lambda: method(prepare(one_row))))
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)"
     )

@@ -28,9 +28,7 @@ async def health() -> dict[str, str]:
 
 @app.post("/predict")
 async def predict(record: service.Record) -> dict[str, Any]:  # type: ignore[valid-type]
-    frame = to_frame(
-        [[getattr(record, f) for f in service.FIELDS]], service.COLUMNS, service.NUMERIC
-    )
+    frame = to_frame(service.rows_of([record]), service.COLUMNS, service.NUMERIC)
     if not service.IS_CLASSIFIER:
         return {"prediction": float(model.predict(frame)[0])}
     [row] = model.predict_proba(frame).tolist()

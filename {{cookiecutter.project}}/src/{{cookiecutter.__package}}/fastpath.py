@@ -13,6 +13,7 @@ the pipeline as it is.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -137,7 +138,7 @@ def probe_rows(preprocess: ColumnTransformer, columns: list[str], numeric: list[
     for _, steps, selected in preprocess.transformers_:
         # A branch with no columns was never fitted (all-numeric data: no categories).
         if len(selected) and isinstance(steps, Pipeline) and isinstance(steps[-1], OneHotEncoder):
-            for column, found in zip(selected, steps.steps[-1][1].categories_, strict=True):
+            for column, found in zip(selected, steps[-1].categories_, strict=True):
                 levels[column] = list(found)
     rows = []
     for r in range(PROBE_ROWS):
@@ -177,3 +178,14 @@ def compile_transform(
     if got.dtype != expected.dtype or not np.array_equal(got, expected, equal_nan=True):
         return None
     return transform
+
+
+def model_input(
+    pipeline: Pipeline, columns: list[str], numeric: list[bool]
+) -> tuple[Any, Callable[[Rows], Any]]:
+    """What to call and what to give it: the estimator on the NumPy preprocessing where that is
+    proven exact, else the whole pipeline on the DataFrame."""
+    transform = compile_transform(pipeline, columns, numeric)
+    if transform:
+        return pipeline[-1], transform
+    return pipeline, partial(to_frame, columns=columns, numeric=numeric)
