@@ -28,14 +28,21 @@ from chart_render import (
     render,
     render_bento,
 )
-from conftest import IN_CI, TEMPLATE, require_tool
+from conftest import require_tool
 
 BENTO_SCENARIOS = sorted(BENTO_CHART.glob("ci/*-values.yaml"))
 APPS_SCENARIOS = sorted(APPS_CHART.glob("ci/*-values.yaml"))
 MINIMAL = BENTO_CHART / "ci" / "minimal-values.yaml"
 K8S_VERSION = kubernetes_validate.latest_version()
-# Kinds from CRDs that kubernetes-validate has no schema for; their tests check them directly.
-CRD_KINDS = {"ServiceMonitor"}
+# Schemas of the kinds that CRDs define (kubernetes-validate knows the built-in kinds only),
+# vendored under tests/schemas/ (see its README).
+SCHEMAS = Path(__file__).parent / "schemas"
+CRD_SCHEMAS = {
+    "Application": "argocd-v3.4.4/application.strict.json",
+    "ApplicationSet": "argocd-v3.4.4/applicationset.strict.json",
+    "AppProject": "argocd-v3.4.4/appproject.strict.json",
+    "ServiceMonitor": "crds-catalog/monitoring.coreos.com/servicemonitor_v1.json",
+}
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -57,14 +64,16 @@ def scenario_id(path: Path) -> str:
     return path.name.removesuffix("-values.yaml")
 
 
-def argocd_schema(kind: str) -> dict[str, Any]:
-    schemas = TEMPLATE.parent / "shared" / "schemas" / "argocd-v3.4.4"
-    if not schemas.is_dir():
-        message = f"Argo CD schemas not found at {schemas}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return json.loads((schemas / f"{kind.lower()}.strict.json").read_text())
+def crd_schema(kind: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
+
+
+def validate_strictly(obj: dict[str, Any]) -> None:
+    """Against the schema the API server would enforce, refusing unknown fields."""
+    if obj["kind"] in CRD_SCHEMAS:
+        jsonschema.validate(obj, crd_schema(obj["kind"]))
+    else:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
 def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,9 +102,7 @@ def test_bento_scenario_validates_against_kubernetes(scenario: Path) -> None:
     objects = render_bento(load_values(scenario))
     assert {"Deployment", "Service"} <= {o["kind"] for o in objects}
     for obj in objects:
-        if obj["kind"] in CRD_KINDS:
-            continue
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        validate_strictly(obj)
 
 
 @pytest.mark.parametrize("scenario", BENTO_SCENARIOS, ids=scenario_id)
@@ -512,7 +519,7 @@ def test_argocd_apps_lint_and_validate(scenario: Path) -> None:
     objects = render_apps(scenario)
     assert objects
     for obj in objects:
-        jsonschema.validate(obj, argocd_schema(obj["kind"]))
+        validate_strictly(obj)
 
 
 def test_argocd_schema_rejects_a_typo() -> None:
@@ -521,7 +528,7 @@ def test_argocd_schema_rejects_a_typo() -> None:
     bad = copy.deepcopy(appset)
     bad["spec"]["template"]["spec"]["syncPolicy"]["automated"]["prunee"] = True
     with pytest.raises(jsonschema.ValidationError, match="prunee"):
-        jsonschema.validate(bad, argocd_schema("ApplicationSet"))
+        jsonschema.validate(bad, crd_schema("ApplicationSet"))
 
 
 def test_argocd_apps_requires_pinned_chart_and_repos() -> None:
@@ -654,7 +661,7 @@ def test_gitops_tree_yields_one_valid_application_per_env(
     seen: set[tuple[str, str, str]] = set()
     for name, env in envs.items():
         app = env["app"]
-        jsonschema.validate(app, argocd_schema("Application"))
+        jsonschema.validate(app, crd_schema("Application"))
         assert DNS1035.match(name) and len(name) <= 53
         assert app["spec"]["destination"]["namespace"] == name
         assert app["spec"]["sources"][0]["helm"]["releaseName"] == name
