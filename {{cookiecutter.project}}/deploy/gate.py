@@ -11,22 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from {{ cookiecutter.__package }}.errors import ProjectError
+
+from .params import GateParams
 
 GATE_FILE = "gate.json"
-# Used until params.yaml has a `gate:` block.
-DEFAULTS = {"metric": "accuracy", "higher_is_better": True, "max_regression": 0.0}
 
 
-class GateFailed(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Gate:
-    metric: str
-    higher_is_better: bool
-    max_regression: float
+class GateFailed(ProjectError):
+    """The new model is worse than production's: nothing is deployed."""
 
 
 @dataclass(frozen=True)
@@ -35,25 +28,12 @@ class Verdict:
     summary: str
 
 
-def load_gate(params_path: Path) -> Gate:
-    """Gate settings from the `gate:` block of params.yaml, with defaults for missing keys."""
-    params: dict[str, Any] = {}
-    if params_path.is_file():
-        params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
-    block = {**DEFAULTS, **(params.get("gate") or {})}
-    return Gate(
-        metric=str(block["metric"]),
-        higher_is_better=bool(block["higher_is_better"]),
-        max_regression=float(block["max_regression"]),
-    )
-
-
 def read_record(env_dir: Path) -> dict[str, Any]:
     path = env_dir / GATE_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def judge(gate: Gate, new: float | None, current: dict[str, Any]) -> Verdict:
+def judge(gate: GateParams, new: float | None, current: dict[str, Any]) -> Verdict:
     """Compare the new model's metric with the production record (if any)."""
     old = current.get("value") if current.get("metric") == gate.metric else None
     if old is None:
@@ -80,12 +60,12 @@ def judge(gate: Gate, new: float | None, current: dict[str, Any]) -> Verdict:
     )
 
 
-def new_metric(gate: Gate, metrics: dict[str, Any]) -> float | None:
+def new_metric(gate: GateParams, metrics: dict[str, Any]) -> float | None:
     value = metrics.get(gate.metric)
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def record(gate: Gate, value: float | None, lineage: dict[str, Any]) -> str:
+def record(gate: GateParams, value: float | None, lineage: dict[str, Any]) -> str:
     """The gate.json text stored with production, the baseline for the next deploy."""
     data = {
         "metric": gate.metric,

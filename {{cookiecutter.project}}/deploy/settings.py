@@ -1,4 +1,4 @@
-"""Project settings for the deploy tool: `[tool.mlops]` in pyproject.toml, overridden by env vars.
+"""Project settings: `[tool.mlops]` in pyproject.toml, overridden by environment variables.
 
 A teardown job may run without a checkout of the branch (even without pyproject.toml), so every
 setting can also come from a flag or an environment variable.
@@ -7,14 +7,11 @@ setting can also come from a flag or an environment variable.
 from __future__ import annotations
 
 import os
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-# Where CI systems put the branch name, in order of preference (GitHub sets GITHUB_HEAD_REF only
-# for pull requests, where GITHUB_REF_NAME would be the merge ref).
-BRANCH_ENV_VARS = ("DEPLOY_BRANCH", "CI_COMMIT_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_REF_NAME")
+from .urls import is_remote
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ class Settings:
 
 
 def find_root() -> Path:
-    """The model repo: the working directory if it has a pyproject.toml, else the package's."""
+    """The model repo: the working directory if it has a pyproject.toml, else the toolkit's."""
     for candidate in (Path.cwd(), Path(__file__).resolve().parents[1]):
         if (candidate / "pyproject.toml").is_file():
             return candidate
@@ -56,15 +53,7 @@ def _gitops_repo(flag: str | None, configured: str, root: Path) -> tuple[str, bo
     return configured, True
 
 
-def is_remote(location: str) -> bool:
-    """True for URLs and scp-like `host:path`; False for local paths."""
-    if "://" in location:
-        return not location.startswith("file://")
-    head = location.split("/", 1)[0]
-    return ":" in head and not Path(location).exists()
-
-
-def load(
+def load_settings(
     project: str | None = None,
     default_branch: str | None = None,
     gitops_repo: str | None = None,
@@ -84,33 +73,3 @@ def load(
         or mlops.get("preview-domain", "preview.localhost"),
         gitops_repo_is_default=is_default,
     )
-
-
-def current_branch(root: Path) -> str | None:
-    """The branch being deployed: CI variables first, then the checkout's HEAD."""
-    for var in BRANCH_ENV_VARS:
-        if os.environ.get(var):
-            return os.environ[var]
-    result = subprocess.run(
-        ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or None
-
-
-def git_commit(root: Path) -> str | None:
-    """The checked-out commit, if the model repo is a git checkout."""
-    for var in ("CI_COMMIT_SHA", "GITHUB_SHA"):
-        if os.environ.get(var):
-            return os.environ[var]
-    result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or None

@@ -1,133 +1,140 @@
-"""Typed access to params.yaml. A missing or misspelt key stops the run with its name."""
+"""params.yaml, typed and checked: a missing, misspelt or mistyped key stops the run with its name.
+
+One block per DVC stage. The `reproduce` and `gate` blocks belong to the delivery toolkit, which
+checks them with the same rules (deploy/params.py); the stages here read their own blocks only.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ProjectError
 from .paths import PARAMS_FILE
 
-TASKS = ("classification", "regression")
+Task = Literal["classification", "regression"]
+# What evaluate.py computes for each task (roc_auc when the test split has every class), and
+# the default metric of a task: switching data.task switches the defaults with it.
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1_macro", "log_loss", "roc_auc"),
+    "regression": ("r2", "rmse", "mae"),
+}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 
 
-@dataclass(frozen=True)
-class DataParams:
+class Block(BaseModel):
+    """A params.yaml block: strict types (`"0.2"` is not a number), no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(Block):
     path: str
     target: str
-    task: str
-    drop: list[str] = field(default_factory=list)
-    test_size: float = 0.2
+    task: Task
+    drop: list[str] = []  # columns that are not features (ids, timestamps, ...)
+    test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Block):
     model: str
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = {}
     seed: int = 42
-    n_jobs: int = 1
+    n_jobs: int = Field(1, ge=1)
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    primary_metric: str
+class EvaluateParams(Block):
+    primary_metric: str  # missing or null: DEFAULT_METRIC of data.task
 
 
-@dataclass(frozen=True)
-class ReproduceParams:
-    tolerance: float = 0.0
-    strict: bool = True
+class Params(Block):
+    # Blocks of the delivery toolkit pass through here; deploy/params.py checks them.
+    model_config = ConfigDict(extra="allow")
 
-
-@dataclass(frozen=True)
-class GateParams:
-    metric: str
-    higher_is_better: bool = True
-    max_regression: float = 0.0
-
-
-@dataclass(frozen=True)
-class Params:
     data: DataParams
     train: TrainParams
     evaluate: EvaluateParams
-    reproduce: ReproduceParams
-    gate: GateParams
+
+    @model_validator(mode="before")
+    @classmethod
+    def metric_follows_task(cls, raw: Any) -> Any:
+        return with_task_defaults(raw)
+
+    @model_validator(mode="after")
+    def metric_is_computed(self) -> Params:
+        check_metric("evaluate.primary_metric", self.evaluate.primary_metric, self.data.task)
+        return self
 
 
-def _block(cls: type, raw: Any, where: str) -> Any:
-    """Build one dataclass from a mapping, refusing unknown, missing and mistyped keys."""
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ProjectError(
-            f"{where}.{unknown[0]}: unknown key (expected one of: {', '.join(fields)})"
-        )
-    values = {}
-    for name, spec in fields.items():
-        if name not in raw:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ProjectError(f"{where}.{name}: missing")
-            continue
-        values[name] = _typed(raw[name], spec.type, f"{where}.{name}")
-    return cls(**values)
+def with_task_defaults(raw: Any) -> Any:
+    """The raw params with evaluate.primary_metric defaulting to the task's metric."""
+    if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+        task = raw["data"].get("task")
+        evaluate = raw.get("evaluate") or {}
+        if isinstance(evaluate, dict) and task in DEFAULT_METRIC:
+            defaults = {"primary_metric": DEFAULT_METRIC[task]}
+            raw = {**raw, "evaluate": with_defaults(evaluate, defaults)}
+    return raw
 
 
-_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
+def with_defaults(block: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The block with its missing or null keys taken from `defaults`."""
+    return {**defaults, **{key: value for key, value in block.items() if value is not None}}
 
 
-def _typed(value: Any, annotation: str, where: str) -> Any:
-    if annotation.startswith("list"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ProjectError(f"{where}: expected a list of column names, got {value!r}")
-        return value
-    if annotation.startswith("dict"):
-        if not isinstance(value, dict):
-            raise ProjectError(f"{where}: expected a mapping, got {value!r}")
-        return value
-    expected = _TYPES[annotation]
-    if isinstance(value, bool) and annotation != "bool" or not isinstance(value, expected):
-        raise ProjectError(f"{where}: expected {annotation}, got {value!r}")
-    return float(value) if annotation == "float" else value
+def check_metric(where: str, metric: str, task: str) -> None:
+    if metric not in METRICS[task]:
+        raise ValueError(f"{where}: {metric!r} is not a {task} metric ({', '.join(METRICS[task])})")
 
 
-def load_params(path: Path = PARAMS_FILE) -> Params:
+def known_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed where `loc` points (for "unknown key" messages)."""
+    for part in loc[:-1]:
+        field = schema.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        schema = field.annotation
+    return list(schema.model_fields)
+
+
+def describe(error: ValidationError, path: Path, schema: type[BaseModel]) -> str:
+    """The first problem as `params.yaml: block.key: rule (got value)`. An unknown key comes
+    first: a misspelt key is also a missing one, and its spelling is the news."""
+    problems = error.errors(include_url=False)
+    first = min(problems, key=lambda problem: problem["type"] != "extra_forbidden")
+    where = ".".join(str(part) for part in first["loc"])
+    if not where:
+        return f"{path}: {first['msg']}"
+    if first["type"] == "extra_forbidden":
+        expected = ", ".join(known_keys(schema, first["loc"]))
+        return f"{path}: {where}: unknown key (expected one of: {expected})"
+    if first["type"] == "missing":
+        return f"{path}: {where}: missing"
+    if first["type"] == "value_error":  # our own validators name the key themselves
+        return f"{path}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{path}: {where}: {first['msg']} (got {first['input']!r})"
+
+
+def read_params(path: Path = PARAMS_FILE) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProjectError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as error:
         raise ProjectError(f"{path}: not valid YAML: {error}") from None
-    where = str(path)
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{where}: expected a mapping of blocks")
-    blocks = {f.name: f.type for f in dataclasses.fields(Params)}
-    unknown = sorted(set(raw) - set(blocks))
-    if unknown:
-        raise ProjectError(f"{where}: {unknown[0]}: unknown block (expected: {', '.join(blocks)})")
-    missing = [name for name in blocks if name not in raw]
-    if missing:
-        raise ProjectError(f"{where}: {missing[0]}: missing block")
-    params = Params(
-        data=_block(DataParams, raw["data"], f"{where}: data"),
-        train=_block(TrainParams, raw["train"], f"{where}: train"),
-        evaluate=_block(EvaluateParams, raw["evaluate"], f"{where}: evaluate"),
-        reproduce=_block(ReproduceParams, raw["reproduce"], f"{where}: reproduce"),
-        gate=_block(GateParams, raw["gate"], f"{where}: gate"),
-    )
-    if params.data.task not in TASKS:
-        raise ProjectError(
-            f"{where}: data.task: {params.data.task!r} is not one of {', '.join(TASKS)}"
-        )
-    if not 0 < params.data.test_size < 1:
-        raise ProjectError(
-            f"{where}: data.test_size: {params.data.test_size} must be between 0 and 1"
-        )
-    return params
+
+
+P = TypeVar("P", bound=Params)
+
+
+def load_params(path: Path = PARAMS_FILE, schema: type[P] = Params) -> P:
+    """params.yaml checked against `schema` (the delivery toolkit passes its extended one)."""
+    try:
+        return schema.model_validate(read_params(path))
+    except ValidationError as error:
+        raise ProjectError(describe(error, path, schema)) from None

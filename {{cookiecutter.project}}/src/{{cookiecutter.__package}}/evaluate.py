@@ -95,9 +95,10 @@ def main() -> None:
     )
     primary = params.evaluate.primary_metric
     if primary not in scores:
+        # roc_auc needs every class in the test split.
         raise ProjectError(
-            f"params.yaml: evaluate.primary_metric: {primary!r} is not computed for "
-            f"{schema['task']} (choose one of: {', '.join(scores)})"
+            f"params.yaml: evaluate.primary_metric: {primary!r} could not be computed on this "
+            f"test split (computed: {', '.join(scores)})"
         )
     scores = {name: float(value) for name, value in scores.items()}
     with atomic_dir(PLOTS_DIR) as plots:

@@ -1,9 +1,11 @@
-"""The scikit-learn Pipeline: imputation and encoding by column kind, then the estimator."""
+"""The scikit-learn Pipeline: derived features, imputation and encoding by column kind, then
+the estimator. Add an estimator to ESTIMATORS to make it a choice of params.yaml train.model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from sklearn.base import is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -14,10 +16,11 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from .config import TrainParams
 from .errors import ProjectError
+from .features import DERIVED, add_derived
 
 # name -> factory(seed, n_jobs): every estimator gets the seed and the pinned n_jobs it accepts.
 ESTIMATORS: dict[str, dict[str, Callable]] = {
@@ -42,6 +45,21 @@ ESTIMATORS: dict[str, dict[str, Callable]] = {
 }
 
 
+def check_contract(estimator, task: str, name: str) -> None:
+    """What evaluate and the service rely on: a classifier with class probabilities (log loss,
+    ROC and the API's `probabilities`), or a regressor."""
+    where = f"params.yaml: train.model: {name!r}"
+    if task == "regression" and not is_regressor(estimator):
+        raise ProjectError(f"{where} is not a regressor")
+    if task == "classification" and not is_classifier(estimator):
+        raise ProjectError(f"{where} is not a classifier")
+    if task == "classification" and not hasattr(estimator, "predict_proba"):
+        raise ProjectError(
+            f"{where} has no predict_proba, which evaluate (log loss, ROC) and the service "
+            "(class probabilities) need: wrap it, e.g. CalibratedClassifierCV(LinearSVC())"
+        )
+
+
 def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
     choices = ESTIMATORS[schema["task"]]
     if params.model not in choices:
@@ -50,6 +68,7 @@ def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
             f"(choose one of: {', '.join(choices)})"
         )
     estimator = choices[params.model](params.seed, params.n_jobs)
+    check_contract(estimator, schema["task"], params.model)
     valid = estimator.get_params()
     unknown = sorted(set(params.hyperparameters) - set(valid))
     if unknown:
@@ -58,7 +77,7 @@ def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
         )
     estimator.set_params(**params.hyperparameters)
 
-    numeric = [f["name"] for f in schema["features"] if f["kind"] == "numeric"]
+    numeric = [f["name"] for f in schema["features"] if f["kind"] == "numeric"] + list(DERIVED)
     categorical = [f["name"] for f in schema["features"] if f["kind"] == "categorical"]
     preprocess = ColumnTransformer(
         [
@@ -74,4 +93,7 @@ def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
         ],
         verbose_feature_names_out=False,
     )
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    steps = [("preprocess", preprocess), ("estimator", estimator)]
+    if DERIVED:
+        steps.insert(0, ("features", FunctionTransformer(add_derived)))
+    return Pipeline(steps)

@@ -11,7 +11,3 @@ MODEL_FILE = Path("models/model.pkl")
 METRICS_FILE = Path("metrics/metrics.json")
 PREDICTIONS_FILE = Path("metrics/predictions.csv")
 PLOTS_DIR = Path("metrics/plots")
-# Written by make targets outside DVC, read by the later pipeline steps.
-BUILD = Path("build")
-LINEAGE_FILE = BUILD / "lineage.json"
-REPRODUCE_REPORT = BUILD / "reproduce.json"

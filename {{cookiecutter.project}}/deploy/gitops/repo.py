@@ -1,0 +1,160 @@
+"""Change the GitOps repo safely: a private temporary clone, one commit, push with retries.
+
+Many pipelines write to the GitOps repo at once. Each change is a function that edits a work
+tree; on a rejected push we fetch the new tip, apply the function again on top of it (a rebase
+that cannot conflict, because the function recomputes its edit) and retry after a jittered
+backoff. A change that leaves the tree identical makes no commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from {{ cookiecutter.__package }}.errors import ProjectError
+
+from ..urls import is_remote, redact
+
+# Under heavy contention (dozens of pipelines pushing at once) a writer may lose many rounds;
+# the backoff grows so that late rounds spread writers over several seconds.
+MAX_ATTEMPTS = 30
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 8.0
+BOT = {"name": "gitops-deploy", "email": "gitops-deploy@localhost"}
+
+
+class GitError(ProjectError):
+    """The GitOps repo refused or failed a git operation (the message is free of credentials)."""
+
+
+@dataclass
+class Outcome:
+    committed: bool
+    attempts: int  # pushes tried; attempts - 1 were rejected and retried
+
+
+def _git_env(location: str) -> dict[str, str]:
+    """Environment for git: bot identity, no prompts, and the token as an HTTP header.
+
+    The token travels only in this process environment (GIT_CONFIG_* entries), so it is never
+    on a command line, in a file, or in the remote URL of any git config.
+    """
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    for role in ("AUTHOR", "COMMITTER"):
+        env.setdefault(f"GIT_{role}_NAME", BOT["name"])
+        env.setdefault(f"GIT_{role}_EMAIL", BOT["email"])
+    token = os.environ.get("GITOPS_TOKEN")
+    if token and location.startswith("https://"):
+        user = os.environ.get("GITOPS_USER", "oauth2")
+        basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+        count = int(env.get("GIT_CONFIG_COUNT", "0"))
+        env[f"GIT_CONFIG_KEY_{count}"] = "http.extraHeader"
+        env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: Basic {basic}"
+        env["GIT_CONFIG_COUNT"] = str(count + 1)
+    return env
+
+
+def ensure_local_repo(location: str) -> None:
+    """Create the embedded default GitOps repo (a local bare repo) on first use."""
+    if is_remote(location) or Path(location).exists():
+        return
+    Path(location).parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", "--initial-branch=main", location],
+        check=True,
+    )
+    print(f"created the local GitOps repo {location}", file=sys.stderr)
+
+
+class Clone:
+    """A temporary, shallow working copy of one branch of the GitOps repo."""
+
+    def __init__(self, location: str, branch: str, workdir: Path):
+        self.location = location
+        self.branch = branch
+        self.dir = workdir
+        self.env = _git_env(location)
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["git", *args], cwd=self.dir, env=self.env, capture_output=True, text=True, check=False
+        )
+        if check and result.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {self.scrub(result.stderr.strip())}")
+        return result
+
+    def scrub(self, text: str) -> str:
+        """Git's message without credentials, whether they came in the URL or the token."""
+        text = text.replace(self.location, redact(self.location))
+        token = os.environ.get("GITOPS_TOKEN")
+        return text.replace(token, "***") if token else text
+
+    def init(self) -> None:
+        # No remote is configured: the location is passed to each fetch and push, so no URL
+        # (and no credential in one) is ever written into a git config.
+        self.git("init", "--quiet")
+
+    def sync(self) -> None:
+        """Reset the work tree to the remote tip (or to an empty tree if the branch is new)."""
+        fetch = ("fetch", "--quiet", "--depth=1", "--", self.location, self.branch)
+        if self.git(*fetch, check=False).returncode != 0:
+            if not self._remote_has_branch():
+                self.git("checkout", "--quiet", "--orphan", f"empty-{time.monotonic_ns()}")
+                self.git("rm", "-r", "--quiet", "--force", "--ignore-unmatch", ".")
+                self.git("clean", "--quiet", "-fdx")
+                return
+            self.git(*fetch)  # another writer created the branch in the meantime
+        # Everything a previous attempt wrote was committed, so a forced checkout is clean.
+        self.git("checkout", "--quiet", "--force", "-B", "work", "FETCH_HEAD")
+
+    def _remote_has_branch(self) -> bool:
+        heads = self.git("ls-remote", "--heads", "--", self.location, f"refs/heads/{self.branch}")
+        return bool(heads.stdout.strip())
+
+    def stage(self) -> bool:
+        """Stage every change; False when the tree is identical to the tip."""
+        self.git("add", "--all")
+        return self.git("diff", "--cached", "--quiet", check=False).returncode != 0
+
+    def commit_and_push(self, message: str) -> bool:
+        """Commit the staged change; False when the push was rejected (someone pushed first)."""
+        self.git("commit", "--quiet", "--no-verify", "-m", message)
+        target = f"HEAD:refs/heads/{self.branch}"
+        pushed = self.git(
+            "push", "--quiet", "--no-verify", "--", self.location, target, check=False
+        )
+        return pushed.returncode == 0
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: concurrent writers spread out instead of colliding again in lockstep."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
+def transact(location: str, change: Callable[[Path], str | None]) -> Outcome:
+    """Apply `change` to a fresh clone of the GitOps branch and push it; retry on rejection.
+
+    `change(worktree)` edits files and returns the commit message, or None for "nothing to do".
+    It runs again after every rejected push, on top of the new remote tip.
+    """
+    branch = os.environ.get("GITOPS_BRANCH", "main")  # the branch Argo CD watches
+    with tempfile.TemporaryDirectory(prefix="gitops-") as tmp:
+        clone = Clone(location, branch, Path(tmp))
+        clone.init()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            clone.sync()
+            message = change(clone.dir)
+            if message is None or not clone.stage():
+                return Outcome(committed=False, attempts=attempt - 1)
+            if clone.commit_and_push(message):
+                return Outcome(committed=True, attempts=attempt)
+            time.sleep(_backoff(attempt))
+    raise GitError(f"push to {redact(location)} still rejected after {MAX_ATTEMPTS} attempts")

@@ -1,0 +1,166 @@
+"""Log the trained model to MLflow: params, metrics, lineage tags, the model (registered under
+the project name) and the branch's alias. Idempotent: an unchanged model is not logged twice.
+
+Runs after `dvc repro` in `make train` (`python -m deploy.track`); writes build/lineage.json
+for the later pipeline steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+from {{ cookiecutter.__package }}.errors import ProjectError, run
+from {{ cookiecutter.__package }}.paths import (
+    METRICS_FILE,
+    MODEL_FILE,
+    PARAMS_FILE,
+    PLOTS_DIR,
+    SCHEMA_FILE,
+    TEST_FILE,
+)
+
+from . import lineage
+from .artifacts import TrainRecord
+from .naming import env_name, mlflow_alias
+from .settings import load_settings
+from .urls import redact
+
+# Identical model bytes from the same commit, params and data are the same model version.
+IDENTITY_TAGS = ("model_sha256", "git_commit", "params_sha256", "dvc_lock_sha256")
+
+
+def flat_params(path: Path = PARAMS_FILE) -> dict[str, str]:
+    """params.yaml as `block.key` -> value strings (MLflow params are flat)."""
+    import yaml
+
+    def walk(prefix: str, value) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {
+                k: v for key, sub in value.items() for k, v in walk(f"{prefix}{key}.", sub).items()
+            }
+        return {prefix[:-1]: json.dumps(value) if isinstance(value, list) else str(value)}
+
+    return walk("", yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def find_logged_run(client, experiment_id: str, tags: dict[str, str]):
+    query = " and ".join(f"tags.{key} = '{tags[key]}'" for key in IDENTITY_TAGS)
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    return runs[0] if runs else None
+
+
+def log_new_run(experiment_id: str, project: str, tags: dict[str, str]) -> str:
+    import mlflow
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+
+    from {{ cookiecutter.__package }}.data import features_and_target, read_prepared, read_schema
+    from {{ cookiecutter.__package }}.evaluate import load_model
+
+    schema = read_schema()
+    features, _ = features_and_target(read_prepared(TEST_FILE), schema)
+    example = features.head(5)
+    model = load_model()
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as active:
+        mlflow.log_params(flat_params())
+        mlflow.log_metrics(json.loads(METRICS_FILE.read_text(encoding="utf-8")))
+        mlflow.log_artifact(str(SCHEMA_FILE))
+        mlflow.log_artifact(str(METRICS_FILE))
+        if PLOTS_DIR.is_dir():
+            mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            # cloudpickle: skops refuses tree models unless every type is listed as trusted.
+            serialization_format="cloudpickle",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            # Explicit: inference is slow and guesses wrong versions.
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"pandas=={pd.__version__}",
+                f"cloudpickle=={__import__('cloudpickle').__version__}",
+            ],
+            registered_model_name=project,
+        )
+        return active.info.run_id
+
+
+def model_version_of(client, project: str, run_id: str) -> str:
+    versions = client.search_model_versions(f"name = '{project}' and run_id = '{run_id}'")
+    if not versions:
+        raise ProjectError(f"MLflow: run {run_id} has no registered version of model {project!r}")
+    return str(max(int(v.version) for v in versions))
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return (
+        f"{tracking_uri} (experiment {experiment_id}, run {run_id}; browse with `make mlflow-ui`)"
+    )
+
+
+def main() -> None:
+    settings = load_settings()
+    if not MODEL_FILE.is_file():
+        raise ProjectError(f"{MODEL_FILE}: not found; run `make train` (dvc repro) first")
+    tags = lineage.collect(settings.root, MODEL_FILE)
+    identity = {key: tags[key] for key in IDENTITY_TAGS}
+    # Nothing changed since the last logging: answer without importing MLflow (seconds saved).
+    try:
+        recorded = TrainRecord.read(settings.root)
+    except ProjectError:
+        recorded = None  # another version's record: log again, which rewrites it
+    if (
+        recorded
+        and recorded.mlflow_tracking_uri == redact(settings.mlflow_tracking_uri)
+        and recorded.identity == identity
+    ):
+        print(
+            f"mlflow: unchanged, run {recorded.mlflow_run_id} model version {recorded.model_version}"
+        )
+        return
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment(settings.project).experiment_id
+    logged = find_logged_run(client, experiment_id, tags)
+    run_id = logged.info.run_id if logged else log_new_run(experiment_id, settings.project, tags)
+    version = model_version_of(client, settings.project, run_id)
+    alias = mlflow_alias(env_name(tags["git_branch"], settings.default_branch))
+    client.set_registered_model_alias(settings.project, alias, version)
+
+    # Records and logs never carry credentials; later steps connect with the settings again.
+    tracking_uri = redact(settings.mlflow_tracking_uri)
+    record = TrainRecord(
+        mlflow_tracking_uri=tracking_uri,
+        experiment_id=experiment_id,
+        mlflow_run_id=run_id,
+        run_url=run_url(tracking_uri, experiment_id, run_id),
+        model_name=settings.project,
+        model_version=version,
+        model_alias=alias,
+        git_commit=tags["git_commit"],
+        git_branch=tags["git_branch"],
+        data_md5=tags["data_md5"],
+        metrics=json.loads(METRICS_FILE.read_text(encoding="utf-8")),
+        identity=identity,
+    )
+    record.write(settings.root)
+    state = "found" if logged else "logged"
+    print(f"mlflow: {state} run {run_id}, model {settings.project} version {version} ({alias})")
+    print(f"mlflow: {record.run_url}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,23 @@
+"""Locations as the toolkit prints and records them: never with credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redact(location: str) -> str:
+    """The URL without any user:password@ part (any other location as it is)."""
+    parts = urlsplit(location)
+    if parts.username is None and parts.password is None:
+        return location
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def is_remote(location: str) -> bool:
+    """True for URLs and scp-like `host:path`; False for local paths."""
+    if "://" in location:
+        return not location.startswith("file://")
+    head = location.split("/", 1)[0]
+    return ":" in head and not Path(location).exists()

@@ -1,0 +1,160 @@
+"""The API's types, derived from the schema.json stored with the model: request records and
+batches, predictions, and the lineage that /metadata serves.
+
+`make bento` writes the model store entry (the pickled pipeline, its schema.json and the lineage
+as metadata); the service reads it back with the functions here.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .fastpath import Rows
+
+# The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
+# so the inverse is exact. `make bento` stores the model under the project name.
+MODEL_NAME = __name__.split(".")[0].replace("_", "-")
+MODEL_FILE = "model.pkl"
+SCHEMA_FILE = "schema.json"
+
+# A finite float; strict so that "1.5" and true are type errors rather than silently coerced.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class ModelLineage(BaseModel):
+    """Where the model comes from, stored with it by `make bento` (from the MLflow run)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_name: str
+    model_version: str
+    model_alias: str
+    mlflow_run_id: str
+    mlflow_tracking_uri: str  # without credentials: /metadata serves it to every client
+    git_commit: str
+    git_branch: str
+    data_md5: str
+
+
+class Lineage(ModelLineage):
+    """What /metadata answers: the stored lineage and the model's tag in the BentoML store."""
+
+    bento_model: str
+
+
+def feature_type(feature: dict[str, Any]) -> Any:
+    """Pydantic type of one feature; null is allowed because the pipeline imputes it."""
+    if feature["kind"] == "categorical":
+        levels = tuple(str(level) for level in feature["categories"])
+        return Literal[levels] | None  # type: ignore[valid-type]
+    return Number | None
+
+
+def record_model(schema: dict[str, Any]) -> type[BaseModel]:
+    """One input record: every feature required, under its column name, nothing else allowed.
+
+    Column names may contain spaces or collide once slugged, so fields get positional Python
+    names (f0, f1, ...) and the column name as alias; errors and the OpenAPI schema use the alias.
+    """
+    fields: dict[str, Any] = {
+        f"f{index}": (feature_type(feature), Field(alias=feature["name"]))
+        for index, feature in enumerate(schema["features"])
+    }
+    config = ConfigDict(extra="forbid", serialize_by_alias=True)
+    return create_model("Record", __config__=config, **fields)
+
+
+def batch_model(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
+    """A batch request: `{"records": [...]}` with 1..max_batch records."""
+    records = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    return create_model("Batch", __config__=ConfigDict(extra="forbid"), records=(records, Field()))
+
+
+def label_type(schema: dict[str, Any]) -> Any:
+    """Type of one prediction: a class label for classifiers, a number for regressors."""
+    if schema["task"] == "classification":
+        return Literal[tuple(schema["classes"])]  # type: ignore[valid-type]
+    return float
+
+
+def prediction_model(schema: dict[str, Any]) -> type[BaseModel]:
+    """One prediction; classifiers add the probability of every class (keyed by class label)."""
+    fields: dict[str, Any] = {"prediction": (label_type(schema), Field())}
+    if schema["task"] == "classification":
+        fields["probabilities"] = (dict[str, float], Field())
+    return create_model("Prediction", **fields)
+
+
+@dataclass(frozen=True)
+class Api:
+    """Everything the service derives from one schema."""
+
+    schema: dict[str, Any]
+    Record: type[BaseModel]
+    Batch: type[BaseModel]
+    Prediction: type[BaseModel]
+    SinglePrediction: type[BaseModel]  # a Prediction and the model version
+    Predictions: type[BaseModel]  # a batch's predictions and the model version
+
+    @property
+    def columns(self) -> list[str]:
+        return [feature["name"] for feature in self.schema["features"]]
+
+    @property
+    def numeric(self) -> list[bool]:
+        return [feature["kind"] == "numeric" for feature in self.schema["features"]]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.schema["task"] == "classification"
+
+    def rows(self, records: list[BaseModel]) -> Rows:
+        """Validated records as rows of values in the training column order."""
+        fields = [f"f{index}" for index in range(len(self.schema["features"]))]  # record_model()
+        return [[getattr(record, field) for field in fields] for record in records]
+
+
+def derive(schema: dict[str, Any], max_batch: int) -> Api:
+    record = record_model(schema)
+    prediction = prediction_model(schema)
+    version = (str, Field())
+    return Api(
+        schema=schema,
+        Record=record,
+        Batch=batch_model(record, max_batch),
+        Prediction=prediction,
+        SinglePrediction=create_model(
+            "SinglePrediction", __base__=prediction, model_version=version
+        ),
+        Predictions=create_model(
+            "Predictions", predictions=(list[prediction], Field()), model_version=version
+        ),
+    )
+
+
+def stored(model: Any) -> Any:
+    """The store entry of a `bentoml.models.BentoModel`, which `make bento` must have written."""
+    if model.stored is None:
+        raise RuntimeError(f"model {model.tag} is not in the BentoML model store; run `make bento`")
+    return model.stored
+
+
+def load_schema(model: Any) -> dict[str, Any]:
+    return json.loads(Path(stored(model).path_of(SCHEMA_FILE)).read_text(encoding="utf-8"))
+
+
+def load_model(model: Any) -> Any:
+    """The native scikit-learn pipeline (MLflow's pyfunc wrapper halves throughput)."""
+    with open(stored(model).path_of(MODEL_FILE), "rb") as file:
+        return pickle.load(file)  # noqa: S301 - our own model store, written by make bento
+
+
+def lineage(model: Any) -> Lineage:
+    entry = stored(model)
+    return Lineage(bento_model=str(entry.tag), **entry.info.metadata["lineage"])

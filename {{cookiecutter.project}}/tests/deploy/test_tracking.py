@@ -1,0 +1,59 @@
+"""MLflow logging against a temporary tracking store: params, metrics, lineage tags, registry."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, write_workspace
+
+from {{ cookiecutter.__package }} import evaluate, prepare, train
+
+from deploy import track
+from deploy.artifacts import TrainRecord
+
+
+@pytest.fixture
+def tracked_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny trained project in its own git repo, with a temporary sqlite tracking store."""
+    write_workspace(tmp_path, "classification")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    prepare.main()
+    train.main()
+    evaluate.main()
+    lock = {"stages": {"prepare": {"deps": [{"path": "data/raw/tiny.csv", "md5": "0" * 32}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    for command in (["init", "-q", "-b", "main"], ["add", "params.yaml", "dvc.lock"]):
+        subprocess.run(["git", *command], check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], check=True
+    )
+    monkeypatch.setenv("DEPLOY_BRANCH", "feature/tiny")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def test_train_logs_run_model_and_alias(tracked_workspace: Path, capsys) -> None:
+    from mlflow import MlflowClient
+
+    track.main()
+    record = TrainRecord.require(tracked_workspace)
+    client = MlflowClient()
+    run = client.get_run(record.mlflow_run_id)
+    assert run.data.params["train.model"] == "logistic_regression"
+    assert run.data.metrics["accuracy"] == record.metrics["accuracy"]
+    assert run.data.tags["git_branch"] == "feature/tiny"
+    assert run.data.tags["dvc_md5:data/raw/tiny.csv"] == "0" * 32
+    assert len(run.data.tags["git_commit"]) == 40
+    version = client.get_model_version_by_alias(record.model_name, record.model_alias)
+    assert version.run_id == record.mlflow_run_id
+    assert record.model_alias.startswith("env-feature-tiny")
+
+    track.main()  # nothing changed: no second run
+    assert "unchanged" in capsys.readouterr().out
+    experiment = client.get_experiment_by_name(record.model_name)
+    assert len(client.search_runs([experiment.experiment_id])) == 1

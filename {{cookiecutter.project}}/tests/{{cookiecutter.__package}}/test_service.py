@@ -1,0 +1,148 @@
+"""The service's request and response models come from schema.json: check the derivation, and
+the request guard in front of it.
+
+Fast, no server: the service module is imported against a throwaway BentoML store that holds
+only a schema.json (the model itself is loaded when a worker starts, not on import).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pydantic import ValidationError
+
+from {{ cookiecutter.__package }}.serving.api import prediction_model
+from {{ cookiecutter.__package }}.serving.guard import RequestGuard
+from {{ cookiecutter.__package }}.serving.runtime import MAX_BATCH
+
+SCHEMA = {
+    "target": "label",
+    "task": "classification",
+    "features": [
+        {"name": "age", "kind": "numeric"},
+        {"name": "income k$", "kind": "numeric"},
+        {"name": "city", "kind": "categorical", "categories": ["lyon", "nice", "paris"]},
+    ],
+    "classes": ["no", "yes"],
+}
+RECORD = {"age": 42.0, "income k$": 51.5, "city": "paris"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The service module, imported against a store whose latest model has SCHEMA."""
+    # BentoML reads BENTOML_HOME on first use of a store, so set it before anything touches one.
+    os.environ["BENTOML_HOME"] = str(tmp_path_factory.mktemp("bentoml"))
+    import bentoml
+
+    with bentoml.models.create("{{ cookiecutter.project }}") as model:
+        Path(model.path_of("schema.json")).write_text(json.dumps(SCHEMA), encoding="utf-8")
+    return importlib.import_module("{{ cookiecutter.__package }}.service")
+
+
+def errors(model: type, payload: object) -> list[dict]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(json.dumps(payload))
+    return caught.value.errors()
+
+
+def test_import_derives_request_model_from_store(service: ModuleType) -> None:
+    assert service.API.columns == ["age", "income k$", "city"]
+    properties = service.Record.model_json_schema(by_alias=True)["properties"]
+    assert list(properties) == service.API.columns
+    assert service.Record.model_validate(RECORD).model_dump() == RECORD
+
+
+def test_every_feature_is_required_but_may_be_null(service: ModuleType) -> None:
+    missing = {key: value for key, value in RECORD.items() if key != "income k$"}
+    [error] = errors(service.Record, missing)
+    assert (error["type"], error["loc"]) == ("missing", ("income k$",))
+    nulls = dict.fromkeys(RECORD)
+    assert service.Record.model_validate(nulls).model_dump() == nulls
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("age", "42", "float_type"),  # strict: no string-to-number coercion
+        ("age", True, "float_type"),
+        ("age", [1], "float_type"),
+        ("income k$", 1e400, "finite_number"),  # JSON overflow -> inf
+        ("city", "rome", "literal_error"),
+        ("city", 3, "literal_error"),
+    ],
+)
+def test_wrong_values_name_the_field(service: ModuleType, field: str, value, kind: str) -> None:
+    [error] = errors(service.Record, {**RECORD, field: value})
+    assert (error["type"], error["loc"]) == (kind, (field,))
+
+
+def test_nan_is_refused(service: ModuleType) -> None:
+    with pytest.raises(ValidationError, match="income k\\$"):
+        service.Record.model_validate_json(json.dumps({**RECORD, "income k$": math.nan}))
+
+
+def test_extra_fields_are_refused(service: ModuleType) -> None:
+    [error] = errors(service.Record, {**RECORD, "label": "yes"})
+    assert (error["type"], error["loc"]) == ("extra_forbidden", ("label",))
+
+
+def test_batch_bounds(service: ModuleType) -> None:
+    assert errors(service.Batch, {"records": []})[0]["type"] == "too_short"
+    too_many = {"records": [RECORD] * (MAX_BATCH + 1)}
+    assert errors(service.Batch, too_many)[0]["type"] == "too_long"
+    assert len(service.Batch.model_validate({"records": [RECORD] * 3}).records) == 3
+
+
+def test_regression_schema_has_no_probabilities() -> None:
+    regression = {**SCHEMA, "task": "regression"}
+    del regression["classes"]
+    assert set(prediction_model(regression).model_fields) == {"prediction"}
+    assert set(prediction_model(SCHEMA).model_fields) == {"prediction", "probabilities"}
+
+
+async def guard(chunks: list[bytes], headers: list) -> tuple[list, list]:
+    """Run RequestGuard (limit: 10 bytes) over a POST; returns what it sent and what the app read."""
+    sent, reached = [], []
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+
+    async def app(scope: dict, receive, send) -> None:
+        reached.append((await receive())["body"])
+
+    async def receive() -> dict:
+        return pending.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "headers": headers}
+    await RequestGuard(app, max_bytes=10)(scope, receive, send)
+    return sent, reached
+
+
+def test_guard_passes_small_json_bodies() -> None:
+    sent, reached = asyncio.run(guard([b"12345", b"67890"], []))
+    assert (sent, reached) == ([], [b"12345"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([], 413),  # chunked, over the limit
+        ([(b"content-length", b"12")], 413),
+        ([(b"content-type", b"multipart/form-data; boundary=x")], 415),
+    ],
+)
+def test_guard_refuses(headers: list, status: int) -> None:
+    sent, reached = asyncio.run(guard([b"123456", b"789012"], headers))
+    assert sent[0]["status"] == status and reached == []
