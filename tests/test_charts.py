@@ -18,7 +18,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chart_render import (
+from helpers.charts import (
     APPS_CHART,
     BENTO_CHART,
     application,
@@ -28,7 +28,7 @@ from chart_render import (
     render,
     render_bento,
 )
-from conftest import require_tool
+from helpers.project import require_tool
 
 BENTO_SCENARIOS = sorted(BENTO_CHART.glob("ci/*-values.yaml"))
 APPS_SCENARIOS = sorted(APPS_CHART.glob("ci/*-values.yaml"))

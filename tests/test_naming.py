@@ -12,7 +12,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import TEMPLATE
+from helpers.project import TEMPLATE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import helm_python as helm
 import yaml
-from conftest import TEMPLATE
+
+from helpers.project import TEMPLATE
 
 CHARTS = TEMPLATE / "charts"
 BENTO_CHART = CHARTS / "bento-service"
