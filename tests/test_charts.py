@@ -509,11 +509,11 @@ def test_checkov_passes_every_scenario(tmp_path: Path) -> None:
 
 
 def render_apps(scenario: Path) -> list[dict[str, Any]]:
-    return render(APPS_CHART, load_values(scenario), name="ml-apps", namespace="argocd")
+    return render(APPS_CHART, load_values(scenario), name="model-environments", namespace="argocd")
 
 
 @pytest.mark.parametrize("scenario", APPS_SCENARIOS, ids=scenario_id)
-def test_argocd_apps_lint_and_validate(scenario: Path) -> None:
+def test_model_environments_lint_and_validate(scenario: Path) -> None:
     report = helm.lint(APPS_CHART, load_values(scenario), strict=True, namespace="argocd")
     assert [m for m in report["messages"] if m["severity"] >= 2] + report["errors"] == []
     objects = render_apps(scenario)
@@ -531,17 +531,19 @@ def test_argocd_schema_rejects_a_typo() -> None:
         jsonschema.validate(bad, crd_schema("ApplicationSet"))
 
 
-def test_argocd_apps_requires_pinned_chart_and_repos() -> None:
+def test_model_environments_requires_pinned_chart_and_repos() -> None:
     values = load_values(APPS_CHART / "ci" / "default-values.yaml")
     with pytest.raises(helm.HelmValuesError, match="/chart/targetRevision"):
         render(
             APPS_CHART,
             {**values, "chart": {**values["chart"], "targetRevision": "HEAD"}},
-            name="ml-apps",
+            name="model-environments",
             namespace="argocd",
         )
     with pytest.raises(helm.HelmValuesError, match="/gitops/repoURL"):
-        render(APPS_CHART, {"chart": values["chart"]}, name="ml-apps", namespace="argocd")
+        render(
+            APPS_CHART, {"chart": values["chart"]}, name="model-environments", namespace="argocd"
+        )
 
 
 def _appsets(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -21,7 +21,7 @@ from helpers.project import TEMPLATE
 
 CHARTS = TEMPLATE / "charts"
 BENTO_CHART = CHARTS / "bento-service"
-APPS_CHART = CHARTS / "argocd-apps"
+APPS_CHART = CHARTS / "model-environments"
 
 Manifest = dict[str, Any]
 
