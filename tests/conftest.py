@@ -1,44 +1,24 @@
-"""Shared fixtures: the template path, baking projects, and tools that must exist under CI."""
+"""Shared fixtures: the template path, baked and trained projects, their environment, and an
+MLflow server. The plain helpers they use live in the `helpers` package."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
-import subprocess
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
-
-TEMPLATE = Path(__file__).resolve().parents[1]
-CACHE = TEMPLATE / ".cache"
-IN_CI = bool(os.environ.get("CI"))
-
-
-def require_tool(name: str) -> str:
-    """Path of a command-line tool; skip without it, but fail under CI where it must exist."""
-    path = shutil.which(name) or shutil.which(name, path=str(CACHE / "node" / "bin"))
-    if path:
-        return path
-    message = f"{name} is not installed (run `make tools`)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def bake(output_dir: Path, **context: str) -> Path:
-    """Generate a project from the template with the given options; returns its directory."""
-    return Path(
-        cookiecutter(
-            str(TEMPLATE),
-            no_input=True,
-            extra_context=context,
-            output_dir=str(output_dir),
-        )
-    )
+from helpers.mlflow_server import mlflow_server
+from helpers.project import (
+    CACHE,
+    GIT_IDENTITY,
+    MODEL_VENV,
+    QUIET_TOOLS,
+    TEMPLATE,
+    bake,
+    run,
+    setup_project,
+)
 
 
 @pytest.fixture(scope="session")
@@ -50,32 +30,6 @@ def template_dir() -> Path:
 def baked_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One default project for read-only checks; tests that change it must bake their own."""
     return bake(tmp_path_factory.mktemp("baked"))
-
-
-# Every generated project in a session shares one venv (the project code itself is not installed:
-# it runs from each checkout) and the template's uv cache.
-MODEL_VENV = CACHE / "model-venv"
-QUIET_TOOLS = {
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GIT_PYTHON_REFRESH": "quiet",
-}
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-}
-
-
-@contextmanager
-def exclusive(name: str) -> Iterator[None]:
-    """A lock shared by pytest-xdist workers, for work on the shared venv and caches."""
-    CACHE.mkdir(exist_ok=True)
-    with (CACHE / f"{name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -93,31 +47,6 @@ def model_env() -> dict[str, str]:
     return env
 
 
-def run(
-    command: Sequence[str], cwd: Path, env: dict[str, str], check: bool = True, timeout: int = 900
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; on an unexpected exit code, fail with the tail of its output."""
-    result = subprocess.run(
-        list(command),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        output = (result.stdout + result.stderr)[-4000:]
-        pytest.fail(f"{' '.join(command)} exited {result.returncode} in {cwd}:\n{output}")
-    return result
-
-
-def setup_project(project: Path, env: dict[str, str]) -> None:
-    """`make setup` with the shared venv (serialised: workers would race on the first install)."""
-    with exclusive("model-venv"):
-        run(["make", "setup"], project, env)
-
-
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory: pytest.TempPathFactory, model_env: dict[str, str]) -> Path:
     """A default project after `make setup train`. Read-only: copy it to change it."""
@@ -127,8 +56,10 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory, model_env: dict[st
     return project
 
 
-def copy_project(project: Path, destination: Path) -> Path:
-    """A private copy of a project (git history, DVC cache and MLflow store included)."""
-    target = destination / project.name
-    shutil.copytree(project, target, symlinks=True)
-    return target
+@pytest.fixture(scope="session")
+def mlflow_server_uri(
+    tmp_path_factory: pytest.TempPathFactory, trained_project: Path
+) -> Iterator[str]:
+    """One MLflow server for the session (trained_project guarantees the model venv exists)."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri

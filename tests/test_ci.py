@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ci_gitlab import gitlab_ci_local, job_variables, pipeline_env
-from ci_lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
-from conftest import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 from cookiecutter.main import cookiecutter
-from gitops_helpers import bare_repo
-from image_helpers import base_image_env, local_registry, skopeo_inspect
+from helpers.gitlab import gitlab_ci_local, job_variables, pipeline_env
+from helpers.gitops import bare_repo
+from helpers.images import base_image_env, local_registry, skopeo_inspect
+from helpers.lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
+from helpers.project import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 
 PROVIDERS = ("gitlab", "github", "both")
 WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml"}

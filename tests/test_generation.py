@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE, bake, model_env, run, trained_project  # noqa: F401
+from helpers.project import TEMPLATE, bake, run
 
 SUPPORTED = [
     {"ci_provider": "gitlab", "python_version": "3.11", "dataset": "breast_cancer"},
@@ -227,7 +227,7 @@ def test_relative_template_path_works(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_setup_test_and_train_twice(trained_project: Path, model_env: dict) -> None:  # noqa: F811
+def test_setup_test_and_train_twice(trained_project: Path, model_env: dict) -> None:
     """The foundation loop: setup and train (fixture), the project's own tests, then a no-op train."""
     run(["make", "test"], trained_project, model_env, timeout=900)
     again = run(["make", "train"], trained_project, model_env)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MODEL_VENV, TEMPLATE
-from gitops_helpers import (
+from helpers.gitops import (
     PROJECT,
     RETRIES,
     bare_repo,
@@ -31,7 +30,7 @@ from gitops_helpers import (
     values_path,
     write_lineage,
 )
-from mlflow_server import mlflow_server_uri  # noqa: F401  (the fixture)
+from helpers.project import MODEL_VENV, TEMPLATE
 
 CHART = TEMPLATE / "charts" / "bento-service"
 HOSTILE = [
@@ -495,7 +494,7 @@ def registry(uri: str, code: str) -> str:
 
 
 @pytest.mark.slow
-def test_mlflow_alias_follows_the_environment(project, repo, mlflow_server_uri):  # noqa: F811
+def test_mlflow_alias_follows_the_environment(project, repo, mlflow_server_uri):
     """Deploy points the env's alias at the deployed version; teardown deletes it."""
     name = f"alias-test-{time.monotonic_ns()}"
     registry(mlflow_server_uri, f"c.create_registered_model({name!r})")

@@ -18,8 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import copy_project, run
-from image_helpers import (
+from helpers.images import (
     base_image_env,
     free_port,
     local_registry,
@@ -28,6 +27,7 @@ from image_helpers import (
     skopeo_inspect,
     wait_ready,
 )
+from helpers.project import copy_project, run
 
 SERVICE_UID = 1034
 # Tools a runtime image must not carry: compilers, build tools, git, and uv (build-only here).

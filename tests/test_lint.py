@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TEMPLATE
+from helpers.project import TEMPLATE
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=" ".join)

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_VENV, copy_project, run, setup_project
-from mlflow_server import mlflow_server_uri  # noqa: F401 (fixture)
+from helpers.project import MODEL_VENV, copy_project, run, setup_project
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +127,7 @@ def test_a_fresh_clone_restores_the_pushed_model_without_training(
 def test_train_and_reproduce_against_an_mlflow_server(
     project: Path,
     model_env: dict[str, str],
-    mlflow_server_uri: str,  # noqa: F811 (the imported fixture)
+    mlflow_server_uri: str,
 ) -> None:
     env = {**model_env, "MLFLOW_TRACKING_URI": mlflow_server_uri}
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, TEMPLATE
+from helpers.project import CACHE, TEMPLATE
 
 
 def tracked_files(repo: Path) -> list[str]:

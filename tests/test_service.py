@@ -2,7 +2,8 @@
 
 One trained project is packaged once; the Bento is served once per module (as a subprocess on a
 free port) and every test talks HTTP to it, from this venv (no scikit-learn or MLflow here: the
-in-process reference answers come from tests/service_inprocess.py run in the project's venv).
+in-process reference answers come from tests/helpers/service_inprocess.py run in the project's
+venv).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import copy_project, run
+from helpers.project import copy_project, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,7 +86,7 @@ def reference(bento_project: tuple[Path, dict[str, str]]) -> dict[str, Any]:
     project, env = bento_project
     python = Path(env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
     env = {**env, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}"}
-    result = run([str(python), str(HERE / "service_inprocess.py")], project, env)
+    result = run([str(python), str(HERE / "helpers" / "service_inprocess.py")], project, env)
     return json.loads(result.stdout)
 
 

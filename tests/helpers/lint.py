@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import TEMPLATE, require_tool
+from helpers.project import TEMPLATE, require_tool
 
 DEV_BIN = TEMPLATE / ".venv" / "bin"
 

@@ -1,4 +1,5 @@
-"""Render the charts with the real Helm 4 engine, and play Argo CD's ApplicationSets offline.
+"""Render the charts with the real Helm 4 engine, validate what they render against the schemas
+the API server would enforce, and play Argo CD's ApplicationSets offline.
 
 Argo CD's Git files generator is emulated from its source (applicationset/generators/git.go):
 each matching file's YAML mapping becomes the parameters, plus `path` = {path, basename,
@@ -9,18 +10,37 @@ Helm's engine (same text/template and Sprig functions as Argo CD's goTemplate mo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import helm_python as helm
+import jsonschema
+import kubernetes_validate
 import yaml
-from conftest import TEMPLATE
+
+from helpers.project import TEMPLATE
 
 CHARTS = TEMPLATE / "charts"
 BENTO_CHART = CHARTS / "bento-service"
-APPS_CHART = CHARTS / "argocd-apps"
+APPS_CHART = CHARTS / "model-environments"
+K8S_VERSION = kubernetes_validate.latest_version()
+# Schemas of the kinds that CRDs define (kubernetes-validate knows the built-in kinds only),
+# vendored under tests/schemas/ (see its README).
+SCHEMAS = TEMPLATE / "tests" / "schemas"
+CRD_SCHEMAS = {
+    "Application": "argocd-v3.4.4/application.strict.json",
+    "ApplicationSet": "argocd-v3.4.4/applicationset.strict.json",
+    "AppProject": "argocd-v3.4.4/appproject.strict.json",
+    "ServiceMonitor": "crds-catalog/monitoring.coreos.com/servicemonitor_v1.json",
+}
+
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NASTY_BRANCH = (
+    "feat/x \"quoted\" 'single' $HOME `id` {{ .Values.project }} ${{ secrets.X }} ünï: [a, b] # c"
+)
 
 Manifest = dict[str, Any]
 
@@ -119,3 +139,51 @@ def application(appset: Manifest, params: dict[str, Any], workdir: Path) -> Mani
     with helm.Chart.load(chart) as loaded:
         (text,) = loaded.render(params, name="appset", namespace="argocd").values()
     return json.loads(text)
+
+
+def scenario_id(path: Path) -> str:
+    return path.name.removesuffix("-values.yaml")
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
+
+
+def validate_strictly(obj: dict[str, Any]) -> None:
+    """Against the schema the API server would enforce, refusing unknown fields."""
+    if obj["kind"] in CRD_SCHEMAS:
+        jsonschema.validate(obj, crd_schema(obj["kind"]))
+    else:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def key_mismatches(values: dict[str, Any], schema: dict[str, Any], where: str = "") -> list[str]:
+    """Where values.yaml and the schema disagree on the keys of a fixed-structure object."""
+    out = []
+    if set(values) != set(schema["properties"]):
+        out.append(f"{where or '/'}: {sorted(set(values) ^ set(schema['properties']))}")
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out += key_mismatches(value, schema["properties"][key], f"{where}/{key}")
+    return out
+
+
+def open_objects(schema: dict[str, Any], where: str = "") -> list[str]:
+    """Paths of schema objects that accept any key with any value."""
+    found = []
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        found.append(where or "/")
+    for key, sub in schema.get("properties", {}).items():
+        found += open_objects(sub, f"{where}/{key}")
+    if isinstance(schema.get("items"), dict):
+        found += open_objects(schema["items"], f"{where}[]")
+    return found
+
+
+def docs_module() -> Any:
+    """charts/bento-service/docs.py, which builds the charts' README parameter tables."""
+    spec = importlib.util.spec_from_file_location("chart_docs", BENTO_CHART / "docs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

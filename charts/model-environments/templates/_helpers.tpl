@@ -1,4 +1,4 @@
-{{- define "argocd-apps.labels" -}}
+{{- define "model-environments.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -12,7 +12,7 @@ parameters: for envs/<project>/<env>/values.yaml, .path.segments is [envs, <proj
 Names come from the path, never from file contents, so they are unique per file by construction.
 Call with (dict "root" $ "finalizer" bool).
 */}}
-{{- define "argocd-apps.applicationTemplate" -}}
+{{- define "model-environments.applicationTemplate" -}}
 {{- $ := .root -}}
 metadata:
   name: '{{`{{ index .path.segments 1 }}-{{ index .path.segments 2 }}`}}'
@@ -58,7 +58,7 @@ spec:
 {{- end }}
 
 {{/* The Git files generator over the GitOps repo; call with (dict "root" $ "files" list). */}}
-{{- define "argocd-apps.generator" -}}
+{{- define "model-environments.generator" -}}
 - git:
     repoURL: {{ .root.Values.gitops.repoURL | quote }}
     revision: {{ .root.Values.gitops.revision | quote }}

@@ -1,6 +1,6 @@
 """A real `mlflow server` for tests: sqlite backend and artifact root in a temporary directory.
 
-    from mlflow_server import mlflow_server_uri  # noqa: F401  (the fixture, for a test module)
+Tests take the session's server as the `mlflow_server_uri` fixture (conftest.py):
 
     def test_x(mlflow_server_uri): ...           # http://127.0.0.1:<port>
 
@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-from conftest import MODEL_VENV, QUIET_TOOLS
+from helpers.project import MODEL_VENV, QUIET_TOOLS
 
 START_TIMEOUT = 120  # seconds; ~12 s on an idle machine, far more under a parallel test run
 
@@ -89,10 +88,3 @@ def mlflow_server(workdir: Path, mlflow: Path = MODEL_VENV / "bin" / "mlflow") -
         yield uri
     finally:
         stop(process)
-
-
-@pytest.fixture(scope="session")
-def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory, trained_project: Path):
-    """One MLflow server for the session (trained_project guarantees the model venv exists)."""
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
-        yield uri

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, TEMPLATE, require_tool
+
+from helpers.project import IN_CI, TEMPLATE, require_tool
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import CACHE, MODEL_VENV, require_tool
+from helpers.project import CACHE, MODEL_VENV, require_tool
 
 RESULT = re.compile(r"^\s*(PASS|FAIL|WARN)\s+(\S+)", re.MULTILINE)
 TIMING = re.compile(r"^(\S+)\s+finished in ([\d.]+ (?:ms|s|min))", re.MULTILINE)
