@@ -214,7 +214,8 @@ def main() -> None:
     print(f"  project      {project}")
     print(f"  MLflow run   {lineage['run_url']}")
     print(f"  model        {lineage['model_name']} v{lineage['model_version']}")
-    print(f"  image        {json.loads((project / 'build/image.json').read_text())['reference']}")
+    image = json.loads((project / "build/image.json").read_text())
+    print(f"  image        {image['repository']}@{image['digest']}")
     print(f"  GitOps repo  {gitops}")
     print(
         f"  branch env   {branch_deploy['ENVIRONMENT']} ({branch_deploy['PREVIEW_URL']}), torn down"

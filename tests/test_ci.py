@@ -123,7 +123,10 @@ def test_make_report_from_a_trained_project(trained_project, model_env, tmp_path
     (project / "build" / "image.json").write_text(
         '{"repository": "127.0.0.1:5000/x", "tag": "abc", "digest": "sha256:' + "0" * 64 + '"}'
     )
-    (project / "build" / "reproduce.json").write_text('{"verdict": "pass", "max_abs_diff": 0.0}')
+    (project / "build" / "reproduce.json").write_text(
+        '{"commit": "c", "tolerance": 0.0, "strict": true, "verdict": "pass", "failures": [],'
+        ' "max_abs_diff": 0.0}'
+    )
     out = run(["make", "report"], project, model_env).stdout
     body = (project / "build" / "report.md").read_text()
     assert body.startswith("<!-- model-report -->")

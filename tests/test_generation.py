@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -57,24 +59,40 @@ def baked(request, tmp_path_factory) -> tuple[dict, Path]:
 COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
     ".python-version", "Containerfile", "Makefile", "README.md", "bentofile.yaml",
-    "bench/bench.py", "bench/fastapi_app.py", "bench/post.lua",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
-    "deploy/__init__.py", "deploy/gate.py", "deploy/gitops.py", "deploy/gitrepo.py",
-    "deploy/naming.py", "deploy/registry.py", "deploy/settings.py", "deploy/values.py",
-    "deploy/values.schema.json", "deploy/values.yaml",
-    "docs/image.md", "docs/serving.md", "ops/image.py",
+    "docs/image.md", "docs/serving.md",
+    # The model package: the data scientist's.
     *(
         f"src/{{package}}/{module}.py"
         for module in (
-            "__init__", "atomic", "bento", "config", "data", "data_setup", "errors", "evaluate",
-            "fastpath", "lineage", "model", "paths", "prepare", "report", "reproduce", "service",
-            "track", "train",
+            "__init__", "atomic", "config", "data", "errors", "evaluate", "features", "model",
+            "paths", "prepare", "service", "train",
+            "serving/__init__", "serving/api", "serving/fastpath", "serving/guard",
+            "serving/runtime",
         )
     ),
+    # The delivery toolkit: the template's.
+    *(
+        f"deploy/{module}.py"
+        for module in (
+            "__init__", "artifacts", "bento", "commands", "compare", "data_setup", "forge",
+            "gate", "image", "lineage", "model_registry", "naming", "params", "report",
+            "reproduce", "settings", "track", "urls",
+            "bench/__init__", "bench/__main__", "bench/fastapi_app",
+            "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
+            "gitops/gc", "gitops/repo", "gitops/teardown", "gitops/values",
+        )
+    ),
+    "deploy/bench/post.lua", "deploy/values.schema.json", "deploy/values.yaml",
     *(
         f"tests/{module}.py"
-        for module in ("conftest", "test_fastpath", "test_pipeline", "test_report",
-                       "test_reproduce", "test_service", "test_tracking")
+        for module in (
+            "conftest", "test_architecture",
+            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
+            "deploy/test_artifacts", "deploy/test_gate", "deploy/test_naming", "deploy/test_params",
+            "deploy/test_report", "deploy/test_reproduce", "deploy/test_tracking",
+            "deploy/test_values",
+        )
     ),
 }  # fmt: skip
 CI_FILES = {
@@ -161,6 +179,31 @@ def test_repository_is_initialised_and_clean(baked) -> None:
     assert len(ignored.splitlines()) == 3
 
 
+# The generated repo's own tests of its layout and of the toolkit's pure parts: they need no
+# trained model, so they run here in the template's venv (the rest runs in `make test` below).
+TOOLKIT_UNIT_TESTS = (
+    "tests/test_architecture.py",
+    "tests/deploy/test_naming.py",
+    "tests/deploy/test_gate.py",
+    "tests/deploy/test_values.py",
+)
+
+
+def test_the_generated_layout_and_toolkit_tests_pass(baked_project: Path, tmp_path: Path) -> None:
+    project = tmp_path / baked_project.name
+    shutil.copytree(baked_project, project, symlinks=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--noconftest", "-q", "-p", "no:cacheprovider"]
+        + list(TOOLKIT_UNIT_TESTS),
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 BAD_INPUT = [
     ("project", "Bad Name", "project='Bad Name'", "DNS-1035"),
     ("project", "1model", "project='1model'", "DNS-1035"),
@@ -239,7 +282,7 @@ def test_setup_test_and_train_twice(trained_project: Path, model_env: dict) -> N
     check = f"""
 import json, mlflow
 client = mlflow.MlflowClient("sqlite:///mlflow.db")
-run = client.get_run({lineage["run_id"]!r})
+run = client.get_run({lineage["mlflow_run_id"]!r})
 version = client.get_model_version({lineage["model_name"]!r}, {lineage["model_version"]!r})
 print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics, "tags": run.data.tags,
                   "version_run": version.run_id, "aliases": list(version.aliases)}}))
@@ -249,5 +292,5 @@ print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics, "tags
     assert found["metrics"]["accuracy"] > 0.9
     assert found["tags"]["git_branch"] == "main"
     assert found["tags"]["data_md5"] == "0d1690bbd5734538a9c8b3b1dc902760"
-    assert found["version_run"] == lineage["run_id"]
+    assert found["version_run"] == lineage["mlflow_run_id"]
     assert "production" in found["aliases"]

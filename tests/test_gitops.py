@@ -3,7 +3,6 @@ baked project against local bare repositories with real git."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
@@ -28,6 +27,7 @@ from helpers.gitops import (
     read_values,
     start,
     values_path,
+    write_image,
     write_lineage,
 )
 from helpers.project import MODEL_VENV, TEMPLATE
@@ -129,10 +129,7 @@ def test_deploy_writes_values_into_the_default_local_repo(project, tmp_path):
 def test_flags_win_and_artifacts_fill_in(project, repo):
     """Branch from DEPLOY_BRANCH, image from build/image.json, lineage flags over lineage.json."""
     write_lineage(project, {"accuracy": 0.9})
-    (project / "build" / "image.json").write_text(
-        f'{{"repository": "reg.example/{PROJECT}", "tag": "abc", "digest": "{digest(5)}", '
-        f'"reference": "reg.example/{PROJECT}:abc@{digest(5)}"}}'
-    )
+    write_image(project, 5, tag="abc")
     ok(
         gitops(
             project,
@@ -189,15 +186,13 @@ def test_bad_deploy_fails_clearly_and_writes_nothing(project, repo, args, error)
 def test_deploy_refuses_an_image_of_another_run(project, repo):
     """`make train` after `make image`: the image serves the old model, the lineage names the new."""
     write_lineage(project, {"accuracy": 0.9})
-    record = {"reference": f"reg.example/{PROJECT}@{digest(1)}", "mlflow_run_id": "ee" * 16}
-    (project / "build" / "image.json").write_text(json.dumps(record))
+    write_image(project, mlflow_run_id="ee" * 16)
     result = gitops(project, "deploy", "--repo", str(repo), "--branch", "feat/x")
     assert result.returncode == 1
     assert "ee" * 16 in result.stderr and "0123456789abcdef" * 2 in result.stderr
     assert "make bento image" in result.stderr
     assert commit_count(repo) == 0
-    record["mlflow_run_id"] = "0123456789abcdef" * 2  # the same run: deploys
-    (project / "build" / "image.json").write_text(json.dumps(record))
+    write_image(project, mlflow_run_id="0123456789abcdef" * 2)  # the same run: deploys
     ok(gitops(project, "deploy", "--repo", str(repo), "--branch", "feat/x"))
 
 
@@ -226,10 +221,12 @@ def test_teardown_twice_and_other_envs_untouched(project, repo):
 
 
 def test_teardown_needs_only_the_gitops_repo_and_the_project_name(project, repo, tmp_path):
-    """A stop job without a checkout: just the deploy package, no pyproject.toml, no branch."""
+    """A stop job without a checkout: just the code (the toolkit and the model package it
+    imports), no pyproject.toml, no git repository, no branch."""
     deploy(project, repo, "feat/deleted")
     lonely = tmp_path / "lonely"
-    shutil.copytree(project / "deploy", lonely / "deploy")
+    for code in ("deploy", "src"):
+        shutil.copytree(project / code, lonely / code)
     result = gitops(
         lonely, "teardown", "--repo", str(repo), "--project", PROJECT, DEPLOY_BRANCH="feat/deleted"
     )
@@ -404,20 +401,20 @@ def set_gate(project: Path, metric: str, higher_is_better: bool, max_regression:
 @pytest.mark.slow
 def test_production_gate_blocks_a_worse_model(project, repo):
     set_gate(project, "accuracy", True, 0.01)
-    write_lineage(project, {"accuracy": 0.9}, run_id="a1" * 16, model_version=1)
+    write_lineage(project, {"accuracy": 0.9}, mlflow_run_id="a1" * 16, model_version="1")
     out = deploy(project, repo, "main")
     assert "no production baseline" in out
     assert read_gate(repo)["value"] == 0.9 and read_gate(repo)["modelVersion"] == "1"
     commits = commit_count(repo)
 
-    write_lineage(project, {"accuracy": 0.85}, run_id="b2" * 16, model_version=2)
+    write_lineage(project, {"accuracy": 0.85}, mlflow_run_id="b2" * 16, model_version="2")
     result = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
     assert result.returncode == 1
     assert "new=0.85 production=0.9" in result.stderr and "FAIL" in result.stderr
     assert commit_count(repo) == commits
     assert read_values(repo, "production")["lineage"]["modelVersion"] == "1"
 
-    write_lineage(project, {"accuracy": 0.895}, run_id="c3" * 16, model_version=3)
+    write_lineage(project, {"accuracy": 0.895}, mlflow_run_id="c3" * 16, model_version="3")
     deploy(project, repo, "main", n=3)
     assert "new=0.895 production=0.9 required >= 0.89" in last_message(repo)
     assert "PASS" in last_message(repo)
@@ -499,7 +496,7 @@ def test_mlflow_alias_follows_the_environment(project, repo, mlflow_server_uri):
     name = f"alias-test-{time.monotonic_ns()}"
     registry(mlflow_server_uri, f"c.create_registered_model({name!r})")
     registry(mlflow_server_uri, f"c.create_model_version({name!r}, source='s3://b/m')")
-    write_lineage(project, {"accuracy": 0.9}, model_name=name, model_version=1)
+    write_lineage(project, {"accuracy": 0.9}, model_name=name, model_version="1")
     branch, python = "v1", str(MODEL_VENV / "bin" / "python")  # `v1` is a reserved alias
     alias = "env-" + env_name(project, branch)
     server = {"MLFLOW_TRACKING_URI": mlflow_server_uri, "NO_PROXY": "127.0.0.1"}

@@ -1,6 +1,6 @@
-"""`make image`: the generated project's image build (ops/image.py + Containerfile).
+"""`make image`: the generated project's image build (deploy/image.py + Containerfile).
 
-The fast test drives ops/image.py against a fake `buildah` (what it runs, what it writes, that
+The fast test drives deploy/image.py against a fake `buildah` (what it runs, what it writes, that
 credentials never reach argv or output). The slow tests build the real image of a trained
 project with buildah on the debootstrap base image, push it to a local registry, and check it
 from the outside (skopeo), the inside (its root filesystem) and by running it read-only.
@@ -70,7 +70,7 @@ def fake_bento(home: Path) -> Path:
 
 def image_script(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "ops/image.py"],
+        [sys.executable, "-m", "deploy.image"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -96,8 +96,15 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
             {
                 "tag": "demo:v1",
                 "path": str(bento),
-                "mlflow_run_id": "run123",
+                "bento_model": "demo:m1",
+                "model_name": "demo",
                 "model_version": "7",
+                "model_alias": "production",
+                "mlflow_run_id": "run123",
+                "mlflow_tracking_uri": "sqlite:///mlflow.db",
+                "git_commit": "f" * 40,
+                "git_branch": "main",
+                "data_md5": "0" * 32,
             }
         )
     )
@@ -161,7 +168,6 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
         "repository": "registry.example.com/team/demo",
         "tag": commit[:8],
         "digest": "sha256:0123abcd",
-        "reference": "registry.example.com/team/demo@sha256:0123abcd",
         "mlflow_run_id": "run123",
         "model_version": "7",
     }
@@ -226,7 +232,8 @@ def built_image(trained_project, image_env, tmp_path_factory):
     env = {**env, "IMAGE_REPOSITORY": f"{registry}/{project.name}"}
     run(["make", "bento"], project, env)
     run(["make", "image"], project, env, timeout=1800)
-    return project, env, json.loads((project / "build" / "image.json").read_text())
+    record = json.loads((project / "build" / "image.json").read_text())
+    return project, env, {**record, "reference": f"{record['repository']}@{record['digest']}"}
 
 
 @pytest.fixture(scope="session")
@@ -243,7 +250,6 @@ def test_pushed_image_is_the_recorded_digest(built_image):
     commit = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
     assert record["tag"] == commit[:8]
     assert record["digest"].startswith("sha256:")
-    assert record["reference"] == f"{record['repository']}@{record['digest']}"
     assert skopeo_inspect(f"{record['repository']}:{record['tag']}")["Digest"] == record["digest"]
     assert skopeo_inspect(record["reference"])["Digest"] == record["digest"]
 
@@ -262,7 +268,7 @@ def test_image_labels_trace_back_to_commit_and_mlflow_run(built_image):
     assert labels["org.opencontainers.image.base.name"] == env["BASE_IMAGE"]
     created = datetime.fromisoformat(labels["org.opencontainers.image.created"])
     assert datetime.now(UTC) - created < timedelta(hours=2)
-    assert labels["mlflow.run-id"] == lineage["run_id"]
+    assert labels["mlflow.run-id"] == lineage["mlflow_run_id"]
     assert labels["mlflow.model-version"] == lineage["model_version"]
     assert labels["bentoml.tag"] == bento["tag"]
 
@@ -328,4 +334,4 @@ def test_image_serves_on_a_read_only_root(built_image, image_rootfs, tmp_path):
             served = json.load(response)
     lineage = json.loads((project / "build" / "lineage.json").read_text())
     assert served["model_version"] == lineage["model_version"]
-    assert served["mlflow_run_id"] == lineage["run_id"]
+    assert served["mlflow_run_id"] == lineage["mlflow_run_id"]

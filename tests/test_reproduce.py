@@ -21,8 +21,8 @@ READ_RUN = """
 import json
 from mlflow import MlflowClient
 record = json.load(open("build/lineage.json"))
-client = MlflowClient(tracking_uri=record["tracking_uri"])
-run = client.get_run(record["run_id"])
+client = MlflowClient(tracking_uri=record["mlflow_tracking_uri"])
+run = client.get_run(record["mlflow_run_id"])
 version = client.get_model_version_by_alias(record["model_name"], record["model_alias"])
 print(json.dumps({"tags": run.data.tags, "alias_run_id": version.run_id, "record": record}))
 """
@@ -135,9 +135,9 @@ def test_train_and_reproduce_against_an_mlflow_server(
     make("reproduce", project, env)
 
     found = read_run(project, env)
-    assert found["record"]["tracking_uri"] == mlflow_server_uri
+    assert found["record"]["mlflow_tracking_uri"] == mlflow_server_uri
     assert found["record"]["run_url"].startswith(f"{mlflow_server_uri}/#/experiments/")
     assert found["tags"]["reproducible"] == "true"
     assert set(LINEAGE_TAGS) <= set(found["tags"])
     assert found["record"]["model_alias"] == "production"
-    assert found["alias_run_id"] == found["record"]["run_id"]
+    assert found["alias_run_id"] == found["record"]["mlflow_run_id"]

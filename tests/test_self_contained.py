@@ -25,11 +25,13 @@ def tracked_files(repo: Path) -> list[str]:
 
 
 def lone_copy(destination: Path) -> Path:
+    """The files a clone would hold, as a repository of their own (linters look for its root)."""
     copy = destination / "template"
     for name in tracked_files(TEMPLATE):
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(TEMPLATE / name, target, follow_symlinks=False)
+    subprocess.run(["git", "init", "--quiet", "-b", "main"], cwd=copy, check=True)
     return copy
 
 

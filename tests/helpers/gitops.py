@@ -121,16 +121,29 @@ def env_name(project: Path, branch: str) -> str:
 
 
 def write_lineage(project: Path, metrics: dict, **fields: str) -> None:
+    """build/lineage.json as `make train` writes it (deploy/artifacts.py TrainRecord)."""
     build = project / "build"
     build.mkdir(exist_ok=True)
     lineage = {
-        "run_id": "0123456789abcdef0123456789abcdef",
-        "run_url": "http://mlflow.example/#/experiments/1/runs/0123456789abcdef0123456789abcdef",
         "model_name": PROJECT,
-        "model_version": 3,
+        "model_version": "3",
+        "model_alias": "production",
+        "mlflow_run_id": "0123456789abcdef0123456789abcdef",
         "git_commit": "3f2a1b4" + "0" * 33,
-        "branch": "main",
+        "git_branch": "main",
+        "data_md5": "0" * 32,
+        "mlflow_tracking_uri": "sqlite:///mlflow.db",
+        "experiment_id": "1",
+        "run_url": "http://mlflow.example/#/experiments/1/runs/0123456789abcdef0123456789abcdef",
         "metrics": metrics,
-        "tracking_uri": "sqlite:///mlflow.db",
+        "identity": {},
     } | fields
     (build / "lineage.json").write_text(json.dumps(lineage), encoding="utf-8")
+
+
+def write_image(project: Path, n: int = 1, **fields: str) -> None:
+    """build/image.json as `make image` writes it (deploy/artifacts.py ImageRecord)."""
+    build = project / "build"
+    build.mkdir(exist_ok=True)
+    record = {"repository": f"reg.example/{PROJECT}", "tag": f"t{n}", "digest": digest(n)} | fields
+    (build / "image.json").write_text(json.dumps(record), encoding="utf-8")

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import mlflow.sklearn
 import pandas as pd
-from deploy.settings import load
+from deploy.settings import load_settings
 from mlflow import MlflowClient
 
 ROWS = 20
@@ -32,7 +32,7 @@ def sample_records(schema: dict) -> pd.DataFrame:
 
 
 def main() -> None:
-    settings = load()
+    settings = load_settings()
     built = json.loads(Path("build/bento.json").read_text(encoding="utf-8"))
     schema = json.loads(Path("data/prepared/schema.json").read_text(encoding="utf-8"))
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
