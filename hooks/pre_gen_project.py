@@ -31,12 +31,10 @@ def template_dir() -> Path:
 sys.path.insert(0, str(template_dir() / "{% raw %}{{cookiecutter.project}}{% endraw %}"))
 from deploy.naming import validate_project_name  # noqa: E402
 
-CHOICES = {
-    "ci_provider": ("gitlab", "github", "both"),
-    "python_version": ("3.11", "3.12", "3.13"),
-    "dataset": ("breast_cancer", "wine", "diabetes"),
-}
-# Top-level modules of the project's dependencies (and of its own deploy package).
+# The options with a list of choices, as cookiecutter.json offers them (one source of truth).
+OPTIONS = json.loads((template_dir() / "cookiecutter.json").read_text(encoding="utf-8"))
+CHOICES = {field: choices for field, choices in OPTIONS.items() if isinstance(choices, list)}
+# Top-level modules of the project's dependencies (and of its own delivery toolkit, deploy).
 DEPENDENCY_MODULES = {
     "bentoml", "deploy", "dvc", "mlflow", "numpy", "pandas", "scipy", "sklearn", "yaml",
     "pydantic", "fastapi", "starlette", "uvicorn", "pytest", "hypothesis", "joblib", "git",
@@ -132,9 +130,7 @@ CHECKS = {
     "__package": check_package,
     "description": lambda: check_free_text("description"),
     "author": lambda: check_free_text("author"),
-    "ci_provider": lambda: check_choice("ci_provider"),
-    "python_version": lambda: check_choice("python_version"),
-    "dataset": lambda: check_choice("dataset"),
+    **{field: lambda field=field: check_choice(field) for field in CHOICES},
     "default_branch": check_branch,
     "mlflow_tracking_uri": check_tracking_uri,
     "image_registry": check_registry,

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-UV_VERSION=0.13.8
+# The one place the uv version is written (the generated projects use the same one).
+UV_VERSION=$(python3 -c 'import json; print(json.load(open("cookiecutter.json"))["__uv_version"])')
 GITLAB_CI_LOCAL_VERSION=4.73.0
 # command -> Debian package
 declare -A DEBIAN=(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers.project import MODEL_VENV, copy_project, run, setup_project
 
 pytestmark = pytest.mark.slow
@@ -141,3 +142,25 @@ def test_train_and_reproduce_against_an_mlflow_server(
     assert set(LINEAGE_TAGS) <= set(found["tags"])
     assert found["record"]["model_alias"] == "production"
     assert found["alias_run_id"] == found["record"]["mlflow_run_id"]
+
+
+def test_editing_a_module_marks_exactly_the_stages_that_run_it(
+    project: Path, model_env: dict[str, str]
+) -> None:
+    """dvc.yaml lists every module each stage runs (the generated tests/test_architecture.py
+    checks the list against the imports); here DVC itself must see each edit. The service and
+    its machinery are in no stage: editing them retrains nothing."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    python = str(MODEL_VENV / "bin" / "python")
+    package = project / "src" / PACKAGE
+    for module in sorted(package.rglob("*.py")):
+        name = module.relative_to(project).as_posix()
+        original = module.read_text()
+        module.write_text(original + "\n# an edit\n")
+        status = json.loads(
+            run([python, "-m", "dvc", "status", "--json"], project, model_env).stdout
+        )
+        module.write_text(original)
+        expected = {stage for stage, spec in stages.items() if name in spec["deps"]}
+        assert set(status) == expected, (name, status)
+    assert run([python, "-m", "dvc", "status", "--json"], project, model_env).stdout.strip() == "{}"

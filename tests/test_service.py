@@ -148,6 +148,22 @@ def test_bento_json_and_labels_carry_lineage(
     assert "scikit-learn==" in requirements and "mlflow" not in requirements
 
 
+def test_the_bento_carries_only_what_serving_imports(
+    bento_project: tuple[Path, dict[str, str]],
+) -> None:
+    """The service, its serving/ machinery and the derived features the model calls: not the
+    training stages, and none of the delivery toolkit."""
+    project, _ = bento_project
+    src = Path(json.loads((project / "build" / "bento.json").read_text())["path"]) / "src"
+    package = "breast_cancer_classifier"
+    shipped = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
+    modules = ("__init__", "service", "features") + tuple(
+        f"serving/{name}" for name in ("__init__", "api", "fastpath", "guard", "runtime")
+    )
+    # bentofile.yaml: BentoML keeps the build's own configuration beside the code.
+    assert shipped == {"bentofile.yaml"} | {f"{package}/{module}.py" for module in modules}
+
+
 def test_predict_matches_in_process(server: str, reference: dict[str, Any]) -> None:
     for index in range(3):
         status, answer = post_json(f"{server}/predict", reference["records"][index])

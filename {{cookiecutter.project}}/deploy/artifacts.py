@@ -29,13 +29,13 @@ class Record:
     MADE_BY: ClassVar[str]  # the make target that writes it
 
     @classmethod
-    def path(cls, root: Path) -> Path:
+    def location(cls, root: Path = Path()) -> Path:
         return root / BUILD / cls.FILE
 
     @classmethod
     def read(cls, root: Path) -> Self | None:
         """The record, or None when its step has not run in this checkout."""
-        path = cls.path(root)
+        path = cls.location(root)
         if not path.is_file():
             return None
         try:
@@ -43,7 +43,7 @@ class Record:
             return cls(**data)
         except (json.JSONDecodeError, TypeError) as error:
             raise ProjectError(
-                f"{BUILD / cls.FILE}: not a record this toolkit wrote ({error}); "
+                f"{cls.location()}: not a record this toolkit wrote ({error}); "
                 f"run `{cls.MADE_BY}` again"
             ) from None
 
@@ -51,11 +51,11 @@ class Record:
     def require(cls, root: Path) -> Self:
         found = cls.read(root)
         if found is None:
-            raise ProjectError(f"{BUILD / cls.FILE}: not found; run `{cls.MADE_BY}` first")
+            raise ProjectError(f"{cls.location()}: not found; run `{cls.MADE_BY}` first")
         return found
 
     def write(self, root: Path) -> None:
-        write_text(self.path(root), json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        write_text(self.location(root), json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -212,7 +212,7 @@ def main() -> None:
     print(table(checks))
     print(tag_lineage_run(root, settings.mlflow_tracking_uri, not failures, worst))
     print(
-        f"reproduce: {verdict.upper()} (max abs diff {worst:.3g}; report {ReproduceRecord.path(Path())})"
+        f"reproduce: {verdict.upper()} (max abs diff {worst:.3g}; report {ReproduceRecord.location()})"
     )
     if failures:
         raise ProjectError("not reproducible:\n  " + "\n  ".join(failures))

@@ -10,7 +10,7 @@ import pytest
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 
-from deploy.artifacts import ImageRecord, TrainRecord
+from deploy.artifacts import BentoRecord, ImageRecord, ReproduceRecord, TrainRecord
 
 TRAINED = TrainRecord(
     model_name="model",
@@ -28,12 +28,32 @@ TRAINED = TrainRecord(
 )
 
 
-def test_a_record_reads_back_as_written(tmp_path: Path) -> None:
-    TRAINED.write(tmp_path)
-    assert TrainRecord.read(tmp_path) == TRAINED
-    assert (
-        json.loads((tmp_path / "build" / "lineage.json").read_text())["mlflow_run_id"] == "0123abcd"
-    )
+MODEL = {key: getattr(TRAINED, key) for key in ("model_name", "model_version", "model_alias")}
+LINEAGE = {
+    **MODEL,
+    **{key: getattr(TRAINED, key) for key in ("mlflow_run_id", "git_commit", "git_branch")},
+    "data_md5": TRAINED.data_md5,
+}
+RECORDS = [
+    TRAINED,
+    BentoRecord(
+        tag="model:abc",
+        path="/store/bentos/model/abc",
+        bento_model="model:def",
+        mlflow_tracking_uri="https://mlflow.example",
+        **LINEAGE,
+    ),
+    ImageRecord(repository="r/model", tag="f00", digest="sha256:00", mlflow_run_id="0123abcd"),
+    ReproduceRecord(commit="f00", tolerance=0.0, strict=True, verdict="pass", failures=[]),
+]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
+def test_a_record_reads_back_as_written(tmp_path: Path, record) -> None:
+    record.write(tmp_path)
+    assert type(record).read(tmp_path) == record
+    written = json.loads(record.location(tmp_path).read_text())
+    assert not {"run_id", "mlflowRunId", "tracking_uri", "branch"} & written.keys()  # one spelling
 
 
 def test_a_missing_record_is_none_or_names_the_step(tmp_path: Path) -> None:

@@ -139,7 +139,10 @@ def derive(schema: dict[str, Any], max_batch: int) -> Api:
 
 
 def stored(model: Any) -> Any:
-    """The store entry of a `bentoml.models.BentoModel`, which `make bento` must have written."""
+    """The store entry of the model: a `bentoml.models.BentoModel` reference at import time (which
+    `make bento` must have written), the entry itself inside the service's workers."""
+    if hasattr(model, "path_of"):
+        return model
     if model.stored is None:
         raise RuntimeError(f"model {model.tag} is not in the BentoML model store; run `make bento`")
     return model.stored
