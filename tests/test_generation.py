@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import TEMPLATE, bake, run
+from helpers.project import TEMPLATE, bake, checkout_files, run
 
 SUPPORTED = [
     {"ci_provider": "gitlab", "python_version": "3.11", "dataset": "breast_cancer"},
@@ -134,6 +134,28 @@ def test_project_metadata(baked) -> None:
     assert (project / "src" / package / "train.py").is_file()
     lock = (project / "uv.lock").read_text()
     assert f'name = "{project.name}"' in lock
+
+
+def test_the_uv_version_is_written_once() -> None:
+    """cookiecutter.json holds it; the generated pyproject, pipelines and the bootstrap read it."""
+    version = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__uv_version"]
+    elsewhere = [
+        name
+        for name in checkout_files(TEMPLATE)
+        if Path(name).name not in ("cookiecutter.json", "uv.lock")
+        and not (TEMPLATE / name).is_symlink()
+        and version in (TEMPLATE / name).read_text(errors="replace")
+    ]
+    assert elsewhere == []
+
+
+def test_the_generated_repo_uses_that_uv_version(baked) -> None:
+    _, project = baked
+    version = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__uv_version"]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert f"uv=={version}" in pyproject["dependency-groups"]["pipeline"]
+    pipelines = [*project.glob(".gitlab-ci.yml"), *project.glob(".github/workflows/*.yml")]
+    assert pipelines and all(version in path.read_text() for path in pipelines)
 
 
 def test_yaml_and_json_parse(baked) -> None:

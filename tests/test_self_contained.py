@@ -10,24 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.project import CACHE, TEMPLATE
-
-
-def tracked_files(repo: Path) -> list[str]:
-    """What a clone holds once the work in progress is committed: tracked and new, not ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-    ).stdout
-    return [name for name in listed.decode().split("\0") if name and (repo / name).exists()]
+from helpers.project import CACHE, TEMPLATE, checkout_files
 
 
 def lone_copy(destination: Path) -> Path:
     """The files a clone would hold, as a repository of their own (linters look for its root)."""
     copy = destination / "template"
-    for name in tracked_files(TEMPLATE):
+    for name in checkout_files(TEMPLATE):
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(TEMPLATE / name, target, follow_symlinks=False)

@@ -97,3 +97,14 @@ def copy_project(project: Path, destination: Path) -> Path:
     target = destination / project.name
     shutil.copytree(project, target, symlinks=True)
     return target
+
+
+def checkout_files(repo: Path) -> list[str]:
+    """What a clone holds once the work in progress is committed: tracked and new, not ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [name for name in listed.decode().split("\0") if name and (repo / name).exists()]
