@@ -172,17 +172,33 @@ def test_image_script_builds_pushes_and_records_without_leaking_credentials(
         "model_version": "7",
     }
 
-    # A registry on this machine: plain HTTP, no login without credentials, no CA mount.
+    # A registry on this machine: plain HTTP, no CA mount, and no login: GitLab's job token is
+    # for GitLab's registry only, never offered to the registry IMAGE_REPOSITORY names.
     log.unlink()
     for key in ("REGISTRY_USER", "REGISTRY_PASSWORD", "EXTRA_CA_CERTS"):
         del env[key]
+    job_token = {"CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": "job-Token-1"}
+    env.update(job_token, CI_REGISTRY="registry.gitlab.example")
     env["IMAGE_REPOSITORY"] = "127.0.0.1:5000/demo"
     result = image_script(project, env)
     assert result.returncode == 0, result.stderr
     calls = log.read_text()
     assert "login " not in calls and "ca.pem" not in calls
+    assert "job-Token-1" not in calls + result.stdout + result.stderr
     assert "push --tls-verify=false" in calls
     assert "skopeo inspect --tls-verify=false docker://127.0.0.1:5000/demo:" in calls
+
+    # Pushing to GitLab's own registry logs in with the job token, on stdin.
+    log.unlink()
+    env["CI_REGISTRY"] = "127.0.0.1:5000"
+    result = image_script(project, env)
+    assert result.returncode == 0, result.stderr
+    assert "login --tls-verify=false --authfile" in log.read_text()
+    assert "--username gitlab-ci-token --password-stdin 127.0.0.1:5000" in log.read_text()
+    assert (tmp_path / "buildah.log.stdin").read_text() == "job-Token-1"
+    for key in ("CI_REGISTRY", *job_token):
+        del env[key]
+    calls = log.read_text()
 
     # Run again with the registry holding this build: nothing is built or pushed.
     log.unlink()

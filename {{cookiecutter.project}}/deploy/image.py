@@ -158,13 +158,24 @@ def tls_verify(registry: str) -> str:
     return f"--tls-verify={str(not (off or local)).lower()}"
 
 
+def credentials(registry: str) -> tuple[str, str] | None:
+    """REGISTRY_USER/REGISTRY_PASSWORD, else GitLab's job credentials, which are only ever offered
+    to GitLab's own registry ($CI_REGISTRY), never to another one IMAGE_REPOSITORY names."""
+    env = os.environ
+    if env.get("REGISTRY_USER") and env.get("REGISTRY_PASSWORD"):
+        return env["REGISTRY_USER"], env["REGISTRY_PASSWORD"]
+    if env.get("CI_REGISTRY") == registry and env.get("CI_REGISTRY_USER"):
+        return env["CI_REGISTRY_USER"], env.get("CI_REGISTRY_PASSWORD", "")
+    return None
+
+
 def login(registry: str, workdir: Path) -> list[str]:
     """Log in when credentials are set; returns the auth file options for buildah and skopeo.
     Credentials come from the environment and reach buildah through stdin only."""
-    user = os.environ.get("REGISTRY_USER") or os.environ.get("CI_REGISTRY_USER")
-    password = os.environ.get("REGISTRY_PASSWORD") or os.environ.get("CI_REGISTRY_PASSWORD")
-    if not (user and password):
+    found = credentials(registry)
+    if not found or not all(found):
         return []
+    user, password = found
     authfile = str(workdir / "auth.json")
     login = ["buildah", "login", tls_verify(registry), "--authfile", authfile, "--username", user]
     tool([*login, "--password-stdin", registry], input=password, stdout=subprocess.DEVNULL)

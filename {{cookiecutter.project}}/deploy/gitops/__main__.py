@@ -17,19 +17,16 @@ an option stays a value. Exit status 0 includes "nothing to do".
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 
 from {{ cookiecutter.__package }}.errors import run
 
 from ..naming import env_name
 from ..settings import load_settings
-from .deploy import cmd_deploy
-from .environments import iso, parse_time
-from .gc import cmd_gc
-from .teardown import cmd_teardown
 
 
-def cmd_env_name(args: argparse.Namespace) -> None:
+def print_env_name(args: argparse.Namespace) -> None:
     print(env_name(args.branch_name, args.default_branch or load_settings().default_branch))
 
 
@@ -52,7 +49,6 @@ def parser() -> argparse.ArgumentParser:
     name = sub.add_parser("env-name", help="print the environment name of a branch")
     name.add_argument("branch_name", metavar="BRANCH")
     name.add_argument("--default-branch")
-    name.set_defaults(func=cmd_env_name)
 
     deploy = sub.add_parser("deploy", help="write this branch's values into the GitOps repo")
     common(deploy)
@@ -62,15 +58,11 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--run-id", help="MLflow run id (default: build/lineage.json)")
     deploy.add_argument("--model-name", help="registered model name (default: build/lineage.json)")
     deploy.add_argument("--model-version", help="registered model version")
-    deploy.add_argument(
-        "--deployed-at", type=lambda t: iso(parse_time(t)), help="ISO time (default: now)"
-    )
-    deploy.set_defaults(func=cmd_deploy)
+    deploy.add_argument("--deployed-at", help="ISO time (default: now)")
 
     teardown = sub.add_parser("teardown", help="remove this branch's environment")
     common(teardown)
     branch_option(teardown)
-    teardown.set_defaults(func=cmd_teardown)
 
     gc = sub.add_parser("gc", help="remove environments of deleted branches or past their TTL")
     common(gc)
@@ -82,13 +74,18 @@ def parser() -> argparse.ArgumentParser:
         help="remove environments deployed longer ago than this, e.g. 7d (default: GITOPS_TTL)",
     )
     gc.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    gc.set_defaults(func=cmd_gc)
     return top
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    args.func(args)
+    if args.command == "env-name":
+        print_env_name(args)
+        return
+    # The commands are imported on use: `env-name` needs nothing but the standard library, so CI
+    # can name an environment before it installs anything.
+    command = importlib.import_module(f".{args.command}", __package__)
+    getattr(command, f"cmd_{args.command}")(args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,15 @@ from ..naming import PRODUCTION, env_name, preview_host
 from ..params import load_pipeline_params
 from ..settings import Settings
 from ..urls import redact
-from .environments import branch_of, checked_settings, env_dir, gitops_repo, iso, report
+from .environments import (
+    branch_of,
+    checked_settings,
+    env_dir,
+    gitops_repo,
+    iso,
+    parse_time,
+    report,
+)
 from .repo import transact
 from .values import (
     dump,
@@ -29,6 +37,17 @@ from .values import (
 )
 
 
+def deployed_at(given: str | None) -> str:
+    if not given:
+        return iso(datetime.now(UTC))
+    try:
+        return iso(parse_time(given))
+    except ValueError:
+        raise ProjectError(
+            f"--deployed-at {given!r}: not an ISO time such as 2026-01-31T12:00Z"
+        ) from None
+
+
 def lineage_values(args: argparse.Namespace, trained: TrainRecord | None, branch: str, root: Path):
     """The values file's lineage: flags first, then what `make train` recorded."""
     version = args.model_version or (trained.model_version if trained else None)
@@ -38,7 +57,7 @@ def lineage_values(args: argparse.Namespace, trained: TrainRecord | None, branch
         "mlflowRunId": args.run_id or (trained.mlflow_run_id if trained else None),
         "modelName": args.model_name or (trained.model_name if trained else None),
         "modelVersion": None if version is None else str(version),
-        "deployedAt": args.deployed_at or iso(datetime.now(UTC)),
+        "deployedAt": deployed_at(args.deployed_at),
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -224,3 +226,20 @@ def test_validate_project_name(name, ok):
     assert (problem is None) == ok, problem
     if not ok:
         assert "project" in problem
+
+
+def test_the_env_name_cli_needs_only_the_standard_library() -> None:
+    """CI names an environment before it installs anything (a teardown of a deleted branch)."""
+    blocked = ("yaml", "pydantic", "jsonschema", "pandas", "sklearn", "mlflow")
+    code = (
+        "import runpy, sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))\n"
+        "sys.argv = ['deploy.gitops', 'env-name', '--', '--Feat/A']\n"
+        "runpy.run_module('deploy.gitops', run_name='__main__', alter_sys=True)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == naming.env_name("--Feat/A", "main")
