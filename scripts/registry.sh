@@ -6,7 +6,7 @@
 #   scripts/registry.sh stop DIR           stop the registry started with this DIR
 #
 # DIR holds the blobs, the config, the log and the pid file. Plain HTTP on loopback only, so
-# pushes use --tls-verify=false (ops/image.py does that for 127.0.0.1 and localhost).
+# pushes use --tls-verify=false (deploy/image.py in a model repo does that for 127.0.0.1 and localhost).
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR [PORT] | stop DIR" >&2; exit 2; }

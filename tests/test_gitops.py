@@ -424,16 +424,26 @@ def test_production_gate_blocks_a_worse_model(project, repo):
 
 @pytest.mark.slow
 def test_production_gate_lower_is_better_and_previews_are_not_gated(project, repo):
-    set_gate(project, "rmse", False, 0.0)
-    write_lineage(project, {"rmse": 10.0})
+    set_gate(project, "log_loss", False, 0.0)
+    write_lineage(project, {"log_loss": 0.10})
     deploy(project, repo, "main")
-    write_lineage(project, {"rmse": 11.0})
+    write_lineage(project, {"log_loss": 0.11})
     failed = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
     assert failed.returncode == 1 and "FAIL" in failed.stderr
     deploy(project, repo, "feat/worse", n=2)  # a preview may carry any model
-    write_lineage(project, {"rmse": 9.0})
+    write_lineage(project, {"log_loss": 0.09})
     deploy(project, repo, "main", n=3)
-    assert read_gate(repo)["value"] == 9.0
+    assert read_gate(repo)["value"] == 0.09
+
+
+def test_production_deploy_refuses_a_gate_on_a_metric_the_task_has_no(project, repo):
+    set_gate(project, "rmse", False, 0.0)  # a regression metric on a classifier
+    write_lineage(project, {"accuracy": 0.9})
+    failed = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(1))
+    assert failed.returncode == 1
+    expected = "gate.metric: 'rmse' is not a classification metric (accuracy, f1_macro, log_loss"
+    assert failed.stderr.strip().splitlines() == [f"error: params.yaml: {expected}, roc_auc)"]
+    assert commit_count(repo) == 0
 
 
 # --- credentials and the model registry ----------------------------------------------------------

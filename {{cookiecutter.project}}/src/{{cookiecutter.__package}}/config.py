@@ -108,6 +108,8 @@ def describe(error: ValidationError, path: Path, schema: type[BaseModel]) -> str
     problems = error.errors(include_url=False)
     first = min(problems, key=lambda problem: problem["type"] != "extra_forbidden")
     where = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "value_error":  # our own validators name the key themselves
+        return f"{path}: {first['msg'].removeprefix('Value error, ')}"
     if not where:
         return f"{path}: {first['msg']}"
     if first["type"] == "extra_forbidden":
@@ -115,8 +117,6 @@ def describe(error: ValidationError, path: Path, schema: type[BaseModel]) -> str
         return f"{path}: {where}: unknown key (expected one of: {expected})"
     if first["type"] == "missing":
         return f"{path}: {where}: missing"
-    if first["type"] == "value_error":  # our own validators name the key themselves
-        return f"{path}: {first['msg'].removeprefix('Value error, ')}"
     return f"{path}: {where}: {first['msg']} (got {first['input']!r})"
 
 
@@ -137,4 +137,5 @@ def load_params(path: Path = PARAMS_FILE, schema: type[P] = Params) -> P:
     try:
         return schema.model_validate(read_params(path))
     except ValidationError as error:
-        raise ProjectError(describe(error, path, schema)) from None
+        # Named as the user knows it, wherever the toolkit runs from.
+        raise ProjectError(describe(error, Path(path.name), schema)) from None
