@@ -77,7 +77,7 @@ COMMON_FILES = {
         for module in (
             "__init__", "artifacts", "bento", "commands", "compare", "data_setup", "forge",
             "gate", "image", "lineage", "model_registry", "naming", "params", "report",
-            "reproduce", "settings", "track", "urls",
+            "reproduce", "sample_data", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
             "gitops/gc", "gitops/repo", "gitops/teardown", "gitops/values",
@@ -90,8 +90,8 @@ COMMON_FILES = {
             "conftest", "test_architecture",
             "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_gate", "deploy/test_naming", "deploy/test_params",
-            "deploy/test_report", "deploy/test_reproduce", "deploy/test_tracking",
-            "deploy/test_values",
+            "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
+            "deploy/test_tracking", "deploy/test_values",
         )
     ),
 }  # fmt: skip
@@ -107,7 +107,7 @@ def test_exactly_the_files_of_the_options(baked) -> None:
     dataset = options["dataset"]
     expected = {name.format(package=project.name.replace("-", "_")) for name in COMMON_FILES}
     expected |= CI_FILES[options["ci_provider"]]
-    expected |= {f"data/raw/{dataset}.csv", f"data/raw/{dataset}.csv.dvc"}
+    expected |= {f"data/raw/{dataset}.csv.dvc"}  # `make setup` writes the sample CSV
     assert generated_files(project) == expected
     empty = [p for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
     assert not [p for p in empty if ".git" not in p.relative_to(project).parts]
@@ -166,7 +166,7 @@ def test_yaml_and_json_parse(baked) -> None:
         elif name.endswith(".json"):
             json.loads((project / name).read_text())
     params = yaml.safe_load((project / "params.yaml").read_text())
-    assert params["data"]["path"] in generated_files(project)
+    assert params["data"]["path"] + ".dvc" in generated_files(project)
 
 
 def test_generated_python_passes_ruff(baked) -> None:
@@ -316,3 +316,21 @@ print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics, "tags
     assert found["tags"]["data_md5"] == "0d1690bbd5734538a9c8b3b1dc902760"
     assert found["version_run"] == lineage["mlflow_run_id"]
     assert "production" in found["aliases"]
+
+
+@pytest.mark.slow
+def test_every_sample_is_the_file_its_pointer_names(trained_project: Path, model_env: dict) -> None:
+    """Each data set option's CSV, written from scikit-learn, has its .dvc pointer's md5."""
+    pointers = {
+        path.name.split("'")[1]: yaml.safe_load(path.read_text())["outs"][0]["md5"]
+        for path in (TEMPLATE / "{{cookiecutter.project}}" / "data" / "raw").glob("*.dvc")
+    }
+    code = (
+        "import hashlib, json, sys\n"
+        "from deploy.sample_data import SAMPLES, sample_csv\n"
+        "print(json.dumps({n: hashlib.md5(sample_csv(n)).hexdigest() for n in SAMPLES}))\n"
+    )
+    python = Path(model_env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
+    env = {**model_env, "PYTHONPATH": f"{trained_project / 'src'}:{trained_project}"}
+    written = json.loads(run([str(python), "-c", code], trained_project, env).stdout)
+    assert written == pointers

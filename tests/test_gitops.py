@@ -126,6 +126,19 @@ def test_deploy_writes_values_into_the_default_local_repo(project, tmp_path):
         assert link in out
 
 
+def test_in_ci_the_embedded_default_repo_is_refused(project, tmp_path):
+    """A runner's ../gitops.git would be a throwaway repo: deploys there would be green while no
+    Argo CD ever sees them (and the production gate would find no baseline)."""
+    write_lineage(project, {"accuracy": 0.9})
+    result = gitops(project, "deploy", "--branch", "feat/x", "--image", image(1), CI="true")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: GITOPS_REPO is not set: in CI the embedded default")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "gitops.git").exists()
+    teardown = gitops(project, "teardown", "--branch", "feat/x", CI="true")
+    assert teardown.returncode == 1 and "GITOPS_REPO is not set" in teardown.stderr
+
+
 def test_flags_win_and_artifacts_fill_in(project, repo):
     """Branch from DEPLOY_BRANCH, image from build/image.json, lineage flags over lineage.json."""
     write_lineage(project, {"accuracy": 0.9})

@@ -3,6 +3,7 @@ repo, and the checks on the settings they run with."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,10 +27,16 @@ def checked_settings(project: str | None, default_branch: str | None, repo: str 
 
 
 def gitops_repo(settings: Settings) -> str:
-    """The GitOps repo to write; the embedded default is created on first use."""
+    """The GitOps repo to write; the embedded default is created on first use, but never in CI,
+    where it would be a throwaway directory on the runner that no Argo CD ever reads."""
     if not settings.gitops_repo:
         raise ProjectError(
             "no GitOps repo: pass --repo, set GITOPS_REPO or [tool.mlops].gitops-repo"
+        )
+    if settings.gitops_repo_is_default and os.environ.get("CI"):
+        raise ProjectError(
+            f"GITOPS_REPO is not set: in CI the embedded default {settings.gitops_repo} would be "
+            "a throwaway repo on this runner; set GITOPS_REPO (and GITOPS_TOKEN) as CI variables"
         )
     if settings.gitops_repo_is_default:
         ensure_local_repo(settings.gitops_repo)
