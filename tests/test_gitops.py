@@ -416,20 +416,24 @@ def test_production_gate_blocks_a_worse_model(project, repo):
     set_gate(project, "accuracy", True, 0.01)
     write_lineage(project, {"accuracy": 0.9}, mlflow_run_id="a1" * 16, model_version="1")
     out = deploy(project, repo, "main")
-    assert "no production baseline" in out
+    assert "no production model yet: PASS" in out
     assert read_gate(repo)["value"] == 0.9 and read_gate(repo)["modelVersion"] == "1"
     commits = commit_count(repo)
 
+    # No trained model here to re-score production with: the recorded score stands in, and the
+    # verdict says so.
     write_lineage(project, {"accuracy": 0.85}, mlflow_run_id="b2" * 16, model_version="2")
     result = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
     assert result.returncode == 1
-    assert "new=0.85 production=0.9" in result.stderr and "FAIL" in result.stderr
+    assert "production v1 not re-scored (no test split here" in result.stderr
+    assert "its recorded accuracy is 0.9, this change scores 0.85" in result.stderr
+    assert result.stderr.rstrip().endswith("FAIL")
     assert commit_count(repo) == commits
     assert read_values(repo, "production")["lineage"]["modelVersion"] == "1"
 
     write_lineage(project, {"accuracy": 0.895}, mlflow_run_id="c3" * 16, model_version="3")
     deploy(project, repo, "main", n=3)
-    assert "new=0.895 production=0.9 required >= 0.89" in last_message(repo)
+    assert "this change scores 0.895: required >= 0.89" in last_message(repo)
     assert "PASS" in last_message(repo)
     assert read_gate(repo)["value"] == 0.895
     assert read_values(repo, "production")["lineage"]["modelVersion"] == "3"
@@ -531,3 +535,84 @@ def test_mlflow_alias_follows_the_environment(project, repo, mlflow_server_uri):
     out = ok(gitops(project, "teardown", *args, python=python, **server))
     assert f"MLflow alias {name}@{alias} deleted" in out
     assert registry(mlflow_server_uri, aliases) == "[]"
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def production_deploys(project: Path, repo: Path, scores: list[float]) -> None:
+    """Production deploys of model versions 1, 2, ... with these accuracies, each passing."""
+    set_gate(project, "accuracy", True, 1.0)
+    for n, accuracy in enumerate(scores, start=1):
+        run_id = f"{n:02d}" * 16
+        write_lineage(project, {"accuracy": accuracy}, mlflow_run_id=run_id, model_version=str(n))
+        deploy(project, repo, "main", n=n)
+
+
+def rollback(project: Path, repo: Path, *args: str, **env: str):
+    return gitops(project, "rollback", "--repo", str(repo), *args, **env)
+
+
+def test_rollback_returns_production_values_and_gate_record(project, repo):
+    production_deploys(project, repo, [0.9, 0.95])
+    first_gate = git(repo, "show", f"main~1:envs/{PROJECT}/production/gate.json")
+    out = ok(rollback(project, repo, GITLAB_USER_LOGIN="alice", ROLLBACK_REASON="p99 doubled"))
+    assert "production:  model version 1" in out
+    values = read_values(repo, "production")
+    assert values["image"]["digest"] == digest(1) and values["lineage"]["modelVersion"] == "1"
+    assert git(repo, "show", f"main:envs/{PROJECT}/production/gate.json") == first_gate
+    message = last_message(repo)
+    assert message.startswith(f"rollback {PROJECT}/production to model version 1")
+    for line in ('reason: "p99 doubled"', 'requested by: "alice"', "gate: bypassed (rollback)"):
+        assert line in message
+    # A second rollback walks further back: there is nothing before version 1.
+    again = rollback(project, repo, "--reason", "again")
+    assert again.returncode == 1 and "no production deploy" in again.stderr
+    # A normal deploy after a rollback is judged against the rolled-back model's record.
+    write_lineage(project, {"accuracy": 0.92}, mlflow_run_id="03" * 16, model_version="3")
+    deploy(project, repo, "main", n=3)
+    assert "its recorded accuracy is 0.9, this change scores 0.92" in last_message(repo)
+
+
+def test_rollback_to_a_named_version(project, repo):
+    production_deploys(project, repo, [0.9, 0.91, 0.92])
+    ok(rollback(project, repo, "--reason", "audit", "--to-version", "1"))
+    assert read_values(repo, "production")["lineage"]["modelVersion"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("deploys", "args", "error"),
+    [
+        ([0.9, 0.95], (), "rollback needs a reason"),
+        ([], ("--reason", "x"), "was never deployed to production"),
+        ([0.9], ("--reason", "x"), "no production deploy of"),
+        (
+            [0.9, 0.95],
+            ("--reason", "x", "--to-version", "7"),
+            "never deployed to production (deployed: 2, 1)",
+        ),
+        ([0.9, 0.95], ("--reason", "x", "--to-version", "2"), "is in production already"),
+    ],
+    ids=["no-reason", "never-deployed", "one-deploy", "unknown-version", "current-version"],
+)
+def test_bad_rollbacks_fail_with_one_line_and_write_nothing(project, repo, deploys, args, error):
+    production_deploys(project, repo, deploys)
+    commits = commit_count(repo)
+    result = rollback(project, repo, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert error in result.stderr
+    assert commit_count(repo) == commits
+
+
+def test_a_corrupt_gate_record_is_refused(project, repo, tmp_path):
+    production_deploys(project, repo, [0.9])
+    checkout = tmp_path / "edit"
+    git(tmp_path, "clone", "--quiet", str(repo), str(checkout))
+    (checkout / "envs" / PROJECT / "production" / "gate.json").write_text('{"value": "high"}')
+    git(checkout, "commit", "--quiet", "-am", "hand edit")
+    git(checkout, "push", "--quiet", "origin", "HEAD:main")
+    write_lineage(project, {"accuracy": 0.95}, mlflow_run_id="02" * 16, model_version="2")
+    result = gitops(project, "deploy", "--repo", str(repo), "--branch", "main", "--image", image(2))
+    assert result.returncode == 1
+    assert f"envs/{PROJECT}/production/gate.json is not a record a deploy wrote" in result.stderr

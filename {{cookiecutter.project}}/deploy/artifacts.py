@@ -64,7 +64,7 @@ class ModelRef:
 
     model_name: str
     model_version: str
-    model_alias: str
+    model_alias: str  # the alias of the branch's environment, set once it is deployed there
     mlflow_run_id: str
     git_commit: str
     git_branch: str

@@ -3,8 +3,8 @@
     python -m deploy.bento                               build the Bento (build/bento.json)
     python -m deploy.bento serve [--host H] [--port P]   serve it in the foreground
 
-The model comes from the MLflow registry by this branch's alias, so the Bento (and the image
-built from it) is the exact model version of the run it names: run id, version, alias, git commit
+The model comes from the MLflow registry: the version `make train` registered (build/lineage.json),
+so the Bento (and the image built from it) is the exact model version of the run it names: run id, version, alias, git commit
 and data hash travel as model metadata and Bento labels. MLflow is needed here, not at serving
 time: the model goes into the BentoML store as a plain pickle of the scikit-learn pipeline.
 """
@@ -25,12 +25,10 @@ from typing import Any
 import yaml
 from packaging.requirements import Requirement
 
-from {{ cookiecutter.__package }}.errors import ProjectError, run
+from {{ cookiecutter.__package }}.errors import run
 from {{ cookiecutter.__package }}.serving.api import MODEL_FILE, SCHEMA_FILE, ModelLineage
 
 from .artifacts import BentoRecord, TrainRecord
-from .commands import current_branch
-from .naming import env_name, mlflow_alias
 from .settings import Settings, load_settings
 from .urls import redact
 
@@ -41,21 +39,9 @@ def bentoml_home(project: str) -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / f"bentoml-{project}"
 
 
-def model_alias(settings: Settings) -> str:
-    """The registry alias of this branch's model; the last training's alias on a detached HEAD."""
-    branch = current_branch(settings.root)
-    if branch:
-        return mlflow_alias(env_name(branch, settings.default_branch))
-    trained = TrainRecord.read(settings.root)
-    if trained:
-        return trained.model_alias
-    raise ProjectError(
-        "cannot tell the branch (detached HEAD?); set DEPLOY_BRANCH or run `make train`"
-    )
-
-
-def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, ModelLineage]:
-    """The scikit-learn model behind `<project>@<alias>`, its lineage, and its schema.json."""
+def fetch_model(settings: Settings, trained: TrainRecord, into: Path) -> tuple[Any, ModelLineage]:
+    """The scikit-learn model of the version `make train` registered, its lineage, and its
+    schema.json. By version, not by alias: another pipeline may have moved the alias since."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
@@ -63,9 +49,9 @@ def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, ModelL
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    version = client.get_model_version_by_alias(settings.project, alias)
+    version = client.get_model_version(settings.project, trained.model_version)
     run = client.get_run(version.run_id)
-    model = mlflow.sklearn.load_model(f"models:/{settings.project}@{alias}")
+    model = mlflow.sklearn.load_model(f"models:/{settings.project}/{version.version}")
     mlflow.artifacts.download_artifacts(
         run_id=version.run_id, artifact_path=SCHEMA_FILE, dst_path=str(into)
     )
@@ -73,7 +59,7 @@ def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, ModelL
     lineage = ModelLineage(
         model_name=settings.project,
         model_version=str(version.version),
-        model_alias=alias,
+        model_alias=trained.model_alias,
         mlflow_run_id=version.run_id,
         mlflow_tracking_uri=redact(settings.mlflow_tracking_uri),
         git_commit=tags.get("git_commit", ""),
@@ -134,15 +120,15 @@ def build_bento(root: Path, lineage: ModelLineage) -> Any:
 
 
 def bento(settings: Settings) -> None:
-    alias = model_alias(settings)
+    trained = TrainRecord.require(settings.root)
     with tempfile.TemporaryDirectory() as scratch:
-        model, lineage = fetch_model(settings, alias, Path(scratch))
+        model, lineage = fetch_model(settings, trained, Path(scratch))
         model_tag = save_model(settings.project, model, lineage, Path(scratch) / SCHEMA_FILE)
     built = build_bento(settings.root, lineage)
     BentoRecord(
         tag=str(built.tag), path=built.path, bento_model=model_tag, **lineage.model_dump()
     ).write(settings.root)
-    print(f"built {built.tag} from {settings.project}@{alias} (version {lineage.model_version})")
+    print(f"built {built.tag} from {settings.project} version {lineage.model_version}")
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

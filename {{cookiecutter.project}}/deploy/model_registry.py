@@ -1,8 +1,8 @@
-"""Keep MLflow model aliases in step with environments (only against a real tracking server).
+"""Keep MLflow model aliases in step with environments: `env-<env>` and `production` point at the
+version deployed there, and move only after the GitOps commit is pushed.
 
-The registry is a convenience view of what runs where; the GitOps repo is the truth. So every
-failure here is a warning and never fails a deploy or a teardown. mlflow is imported lazily, only
-when there is a server to talk to.
+The registry is a view of what runs where; the GitOps repo is the truth. So every failure here
+is a warning and never fails a deploy or a teardown.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .naming import mlflow_alias
 
 
 def _client(tracking_uri: str):
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not tracking_uri:
         return None
     # MLflow retries an unreachable server for minutes by default; a warning should not wait that long.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

@@ -1,5 +1,6 @@
-"""Log the trained model to MLflow: params, metrics, lineage tags, the model (registered under
-the project name) and the branch's alias. Idempotent: an unchanged model is not logged twice.
+"""Log the trained model to MLflow: params, metrics, lineage tags and the model, registered under
+the project name. Idempotent: an unchanged model is not logged twice. Aliases are not set here:
+the environment's alias moves when the deploy has put the version there (deploy/gitops).
 
 Runs after `dvc repro` in `make train` (`python -m deploy.track`); writes build/lineage.json
 for the later pipeline steps.
@@ -138,7 +139,6 @@ def main() -> None:
     run_id = logged.info.run_id if logged else log_new_run(experiment_id, settings.project, tags)
     version = model_version_of(client, settings.project, run_id)
     alias = mlflow_alias(env_name(tags["git_branch"], settings.default_branch))
-    client.set_registered_model_alias(settings.project, alias, version)
 
     # Records and logs never carry credentials; later steps connect with the settings again.
     tracking_uri = redact(settings.mlflow_tracking_uri)
@@ -158,7 +158,7 @@ def main() -> None:
     )
     record.write(settings.root)
     state = "found" if logged else "logged"
-    print(f"mlflow: {state} run {run_id}, model {settings.project} version {version} ({alias})")
+    print(f"mlflow: {state} run {run_id}, model {settings.project} version {version}")
     print(f"mlflow: {record.run_url}")
 
 

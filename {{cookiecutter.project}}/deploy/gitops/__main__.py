@@ -4,10 +4,12 @@
     python -m deploy.gitops deploy   [--branch B] [--image REF] [--repo URL] [--commit SHA] ...
     python -m deploy.gitops teardown [--branch B] [--repo URL] [--project NAME]
     python -m deploy.gitops gc       [--live-branch B ...| --remote R] [--ttl 7d] [--dry-run]
+    python -m deploy.gitops rollback --reason TEXT [--to-version N]
 
 Environment: DEPLOY_BRANCH (else CI_COMMIT_REF_NAME, GITHUB_HEAD_REF, GITHUB_REF_NAME, git HEAD),
 GITOPS_REPO, GITOPS_BRANCH (default main), GITOPS_TOKEN and GITOPS_USER (HTTPS remotes),
-GITOPS_TTL (gc), MLOPS_PROJECT (without pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN.
+GITOPS_TTL (gc), ROLLBACK_REASON and ROLLBACK_VERSION (rollback), GATE_OVERRIDE (deploy),
+MLOPS_PROJECT (without pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN.
 
 Branch names are data: they reach git only as list arguments and the values file only through
 yaml.safe_dump. Pass them as `--branch=VALUE` (or in DEPLOY_BRANCH) so that a branch named like
@@ -59,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--model-name", help="registered model name (default: build/lineage.json)")
     deploy.add_argument("--model-version", help="registered model version")
     deploy.add_argument("--deployed-at", help="ISO time (default: now)")
+    deploy.add_argument(
+        "--gate-override",
+        metavar="REASON",
+        help="promote although production's model cannot score the new data (default: "
+        "GATE_OVERRIDE); recorded with the deploy",
+    )
 
     teardown = sub.add_parser("teardown", help="remove this branch's environment")
     common(teardown)
@@ -74,6 +82,13 @@ def parser() -> argparse.ArgumentParser:
         help="remove environments deployed longer ago than this, e.g. 7d (default: GITOPS_TTL)",
     )
     gc.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+
+    rollback = sub.add_parser("rollback", help="production back to its previous deploy")
+    common(rollback)
+    rollback.add_argument("--reason", help="why production goes back (default: ROLLBACK_REASON)")
+    rollback.add_argument(
+        "--to-version", help="a model version deployed before (default: ROLLBACK_VERSION)"
+    )
     return top
 
 

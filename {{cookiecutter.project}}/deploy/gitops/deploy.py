@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 
-from .. import gate, model_registry
+from .. import champion, gate, model_registry
 from ..artifacts import ImageRecord, TrainRecord
+from ..champion import Comparison
 from ..commands import head_commit
 from ..naming import PRODUCTION, env_name, preview_host
-from ..params import load_pipeline_params
+from ..params import GateParams, load_pipeline_params
 from ..settings import Settings
 from ..urls import redact
 from .environments import (
@@ -92,9 +95,35 @@ def commit_message(settings: Settings, env: str, lineage: dict[str, Any]) -> str
     )
 
 
-def deploy_change(settings: Settings, env: str, values: dict[str, Any], metrics: dict[str, Any]):
-    """The edit for one deploy; for production it first runs the quality gate."""
-    gate_params = load_pipeline_params(settings.root).gate if env == PRODUCTION else None
+@dataclass(frozen=True)
+class Promotion:
+    """What a production deploy is judged on: the gate settings and both models' scores."""
+
+    gate: GateParams
+    comparison: Comparison
+    override: str | None
+
+    def check(self, target: Path, lineage: dict[str, Any]) -> str:
+        """Judge against production (as this very tip of the GitOps repo has it); write the
+        record on a pass, raise on a fail. Returns the verdict for the commit message."""
+        verdict = gate.judge(self.gate, self.comparison, gate.read_record(target), self.override)
+        print("\n".join([verdict.summary, *verdict.details]))
+        if not verdict.passed:
+            raise gate.GateFailed(verdict.summary)
+        record = gate.record(self.gate, self.comparison, lineage, verdict)
+        (target / gate.GATE_FILE).write_text(record, encoding="utf-8")
+        return verdict.summary + "\n"
+
+
+def promotion(settings: Settings, trained: TrainRecord | None, override: str | None) -> Promotion:
+    if trained is None:
+        raise ProjectError("production deploys need build/lineage.json: run `make train` first")
+    gate_params = load_pipeline_params(settings.root).gate
+    return Promotion(gate_params, champion.compare(settings, trained.metrics), override)
+
+
+def deploy_change(settings: Settings, env: str, values: dict[str, Any], promote: Promotion | None):
+    """The edit for one deploy; a production deploy passes the gate first."""
 
     def change(worktree: Path) -> str | None:
         target = env_dir(worktree, settings.project, env)
@@ -102,15 +131,8 @@ def deploy_change(settings: Settings, env: str, values: dict[str, Any], metrics:
             return None
         message = commit_message(settings, env, values["lineage"])
         target.mkdir(parents=True, exist_ok=True)
-        if gate_params is not None:
-            new = gate.new_metric(gate_params, metrics)
-            verdict = gate.judge(gate_params, new, gate.read_record(target))
-            print(verdict.summary)
-            if not verdict.passed:
-                raise gate.GateFailed(verdict.summary)
-            message += verdict.summary + "\n"
-            record = gate.record(gate_params, new, values["lineage"])
-            (target / gate.GATE_FILE).write_text(record, encoding="utf-8")
+        if promote is not None:
+            message += promote.check(target, values["lineage"])
         (target / "values.yaml").write_text(dump(values), encoding="utf-8")
         return message
 
@@ -126,12 +148,14 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     image = image_to_deploy(args, settings.root, lineage["mlflowRunId"])
     host = preview_host(settings.project, env, settings.preview_domain)
     values = environment_values(settings.project, env, host, image, lineage, load_overrides())
-    metrics = trained.metrics if trained else {}
+    override = args.gate_override or os.environ.get("GATE_OVERRIDE") or None
+    promote = promotion(settings, trained, override) if env == PRODUCTION else None
     repo = gitops_repo(settings)
     report(
-        transact(repo, deploy_change(settings, env, values, metrics)),
+        transact(repo, deploy_change(settings, env, values, promote)),
         f"deploy {settings.project}/{env}",
     )
+    # The registry follows the GitOps repo, never leads it: the alias moves once the values are in.
     lineage = values["lineage"]
     model_registry.set_alias(
         settings.mlflow_tracking_uri, lineage.get("modelName"), lineage.get("modelVersion"), env

@@ -77,11 +77,12 @@ def ensure_local_repo(location: str) -> None:
 class Clone:
     """A temporary, shallow working copy of one branch of the GitOps repo."""
 
-    def __init__(self, location: str, branch: str, workdir: Path):
+    def __init__(self, location: str, branch: str, workdir: Path, history: bool = False):
         self.location = location
         self.branch = branch
         self.dir = workdir
         self.env = _git_env(location)
+        self.depth = [] if history else ["--depth=1"]
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -104,7 +105,7 @@ class Clone:
 
     def sync(self) -> None:
         """Reset the work tree to the remote tip (or to an empty tree if the branch is new)."""
-        fetch = ("fetch", "--quiet", "--depth=1", "--", self.location, self.branch)
+        fetch = ("fetch", "--quiet", *self.depth, "--", self.location, self.branch)
         if self.git(*fetch, check=False).returncode != 0:
             if not self._remote_has_branch():
                 self.git("checkout", "--quiet", "--orphan", f"empty-{time.monotonic_ns()}")
@@ -139,15 +140,18 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
 
-def transact(location: str, change: Callable[[Path], str | None]) -> Outcome:
+def transact(
+    location: str, change: Callable[[Path], str | None], history: bool = False
+) -> Outcome:
     """Apply `change` to a fresh clone of the GitOps branch and push it; retry on rejection.
 
     `change(worktree)` edits files and returns the commit message, or None for "nothing to do".
-    It runs again after every rejected push, on top of the new remote tip.
+    It runs again after every rejected push, on top of the new remote tip. With `history`, the
+    clone has the branch's whole history (a rollback reads earlier deploys); else one commit.
     """
     branch = os.environ.get("GITOPS_BRANCH", "main")  # the branch Argo CD watches
     with tempfile.TemporaryDirectory(prefix="gitops-") as tmp:
-        clone = Clone(location, branch, Path(tmp))
+        clone = Clone(location, branch, Path(tmp), history)
         clone.init()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             clone.sync()

@@ -79,20 +79,28 @@ def write_plots(target: pd.Series, predictions: pd.DataFrame, classes: list, plo
     pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(plots / "roc.csv", index=False)
 
 
-def main() -> None:
-    params = load_params()
-    schema = read_schema()
-    features, target = features_and_target(read_prepared(TEST_FILE), schema)
-    model = load_model()
+def score(model, features: pd.DataFrame, target: pd.Series, task: str):
+    """The model's predictions on a split, and every metric of its task on them. Also how the
+    toolkit scores the production model on a new model's test split, for the gate."""
     # One BLAS thread, as in training: the frozen predictions must not depend on the core count.
     with threadpool_limits(limits=1):
-        predictions = predict_frame(model, features, schema["task"])
-    classes = list(model.classes_) if schema["task"] == "classification" else []
+        predictions = predict_frame(model, features, task)
+    classes = list(model.classes_) if task == "classification" else []
     scores = (
         classification_metrics(target, predictions, classes)
         if classes
         else regression_metrics(target, predictions)
     )
+    return predictions, {name: float(value) for name, value in scores.items()}
+
+
+def main() -> None:
+    params = load_params()
+    schema = read_schema()
+    features, target = features_and_target(read_prepared(TEST_FILE), schema)
+    model = load_model()
+    predictions, scores = score(model, features, target, schema["task"])
+    classes = list(model.classes_) if schema["task"] == "classification" else []
     primary = params.evaluate.primary_metric
     if primary not in scores:
         # roc_auc needs every class in the test split.
@@ -100,7 +108,6 @@ def main() -> None:
             f"params.yaml: evaluate.primary_metric: {primary!r} could not be computed on this "
             f"test split (computed: {', '.join(scores)})"
         )
-    scores = {name: float(value) for name, value in scores.items()}
     with atomic_dir(PLOTS_DIR) as plots:
         write_plots(target, predictions, classes, plots)
     write_text(PREDICTIONS_FILE, predictions.to_csv(index=False))
