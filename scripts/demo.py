@@ -28,6 +28,10 @@ DEMO = TEMPLATE / "demo"
 CACHE = TEMPLATE / ".cache"
 BRANCH = "feature/stronger-regularisation"
 REGISTRY_PORT = 5000
+# How the platform serves (charts/model-environments `serving`): DEMO_SERVING_MODE=kserve shows
+# the InferenceService Argo CD would apply instead of the Deployment.
+SERVING_MODE = os.environ.get("DEMO_SERVING_MODE", "deployment")  # deployment | kserve
+KSERVE_MODE = os.environ.get("DEMO_KSERVE_DEPLOYMENT_MODE", "Knative")  # Knative | Standard
 timings: list[tuple[str, float]] = []
 
 
@@ -81,6 +85,13 @@ def dotenv(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def platform_values() -> dict:
+    """What model-environments' ApplicationSets add over each values file (helm.valuesObject)."""
+    if SERVING_MODE != "kserve":
+        return {"serving": {"mode": "deployment"}}
+    return {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": KSERVE_MODE}}
+
+
 def render_gitops(gitops: Path) -> None:
     """What Argo CD would apply: the chart rendered with every values file in the GitOps repo."""
     checkout = DEMO / "gitops-checkout"
@@ -90,7 +101,8 @@ def render_gitops(gitops: Path) -> None:
         values = yaml.safe_load(values_file.read_text())
         name = f"{values['project']}-{values['environment']}"
         with helm.Chart.load(TEMPLATE / "charts" / "bento-service") as chart:
-            rendered = chart.render(values, name=name, namespace=name)
+            # The deploy tool never writes `serving` or `kserve`: a plain merge is what Argo CD does.
+            rendered = chart.render({**values, **platform_values()}, name=name, namespace=name)
         objects = [
             f"{doc['kind']}/{doc['metadata']['name']}"
             for path, text in sorted(rendered.items())
@@ -185,7 +197,7 @@ def main() -> None:
     banner("the merge request note (build/report.md)")
     print((project / "build/report.md").read_text())
     branch_deploy = dotenv(project / "build/deploy.env")
-    banner("what Argo CD would apply")
+    banner(f"what Argo CD would apply (serving mode: {SERVING_MODE})")
     render_gitops(gitops)
     serve_and_predict(project, env)
 

@@ -1,13 +1,16 @@
-"""Shared fixtures: the template path, baked and trained projects, their environment, and an
-MLflow server. The plain helpers they use live in the `helpers` package."""
+"""Shared fixtures: the template path, baked and trained projects, their environment, an MLflow
+server, and the real image of a trained project. The plain helpers they use live in the
+`helpers` package."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.images import base_image_env, local_registry, mounted_rootfs
 from helpers.mlflow_server import mlflow_server
 from helpers.project import (
     CACHE,
@@ -16,6 +19,7 @@ from helpers.project import (
     QUIET_TOOLS,
     TEMPLATE,
     bake,
+    copy_project,
     run,
     setup_project,
 )
@@ -63,3 +67,34 @@ def mlflow_server_uri(
     """One MLflow server for the session (trained_project guarantees the model venv exists)."""
     with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
+
+
+# The real image (tests/test_image.py, tests/test_kserve_probes.py): built once per session.
+@pytest.fixture(scope="session")
+def image_env(model_env, tmp_path_factory):
+    """The model env plus the base image, the shared containers storage and a local registry."""
+    base = base_image_env()
+    with local_registry(tmp_path_factory.mktemp("registry")) as registry:
+        env = {**model_env, **base, "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}
+        # `make setup` warmed the uv cache with every wheel of the lock: the build needs no index.
+        env["UV_OFFLINE"] = "1"
+        yield registry, env
+
+
+@pytest.fixture(scope="session")
+def built_image(trained_project, image_env, tmp_path_factory):
+    """A trained project after `make bento image`: (project, env, build/image.json)."""
+    registry, env = image_env
+    project = copy_project(trained_project, tmp_path_factory.mktemp("image"))
+    env = {**env, "IMAGE_REPOSITORY": f"{registry}/{project.name}"}
+    run(["make", "bento"], project, env)
+    run(["make", "image"], project, env, timeout=1800)
+    record = json.loads((project / "build" / "image.json").read_text())
+    return project, env, {**record, "reference": f"{record['repository']}@{record['digest']}"}
+
+
+@pytest.fixture(scope="session")
+def image_rootfs(built_image):
+    _, env, record = built_image
+    with mounted_rootfs(record["reference"], env) as rootfs:
+        yield rootfs

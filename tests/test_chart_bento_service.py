@@ -1,6 +1,8 @@
-"""The bento-service chart: rendered by the real Helm 4 engine, validated against the Kubernetes
-schemas, its values schema (the deploy tool's contract), Pod Security "restricted", probes,
-optional objects, checkov and its README's parameters table. No cluster, no network."""
+"""The bento-service chart: rendered by the real Helm 4 engine in both serving modes (a Deployment
+and its Service, or a KServe InferenceService), validated against the Kubernetes and the vendored
+CRD schemas, its values schema (the deploy tool's contract), Pod Security "restricted", probes,
+runtime configuration, optional objects, checkov and its README's parameters table. No cluster,
+no network."""
 
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from helpers.charts import (
     BENTO_CHART,
     DNS1035,
     NASTY_BRANCH,
+    SERVING_MODES,
+    crd_validator,
     docs_module,
+    in_mode,
     key_mismatches,
     load_values,
     one,
@@ -31,6 +36,31 @@ from helpers.project import require_tool
 
 BENTO_SCENARIOS = sorted(BENTO_CHART.glob("ci/*-values.yaml"))
 MINIMAL = BENTO_CHART / "ci" / "minimal-values.yaml"
+
+
+def _pinned_mode(scenario: Path) -> str | None:
+    """The serving mode a scenario pins (`serving.mode`), or None for a mode-neutral one."""
+    return load_values(scenario).get("serving", {}).get("mode")
+
+
+# Every mode-neutral scenario in every serving mode; a pinned one (kserve-only knobs, or
+# deployment-only ingress settings) in its own mode only.
+RENDERINGS = [
+    (scenario, mode)
+    for scenario in BENTO_SCENARIOS
+    for mode in ([None] if _pinned_mode(scenario) else SERVING_MODES)
+]
+
+
+def rendering_id(value: Any) -> str:
+    return scenario_id(value) if isinstance(value, Path) else (value or "pinned")
+
+
+def values_of(scenario: Path, mode: str | None) -> dict[str, Any]:
+    values = load_values(scenario)
+    return in_mode(values, mode) if mode else values
+
+
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -47,16 +77,44 @@ def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return one(objects, "Deployment")["spec"]["template"]["spec"]
 
 
+# The InferenceService predictor's own fields (ComponentExtensionSpec); the rest is a PodSpec.
+PREDICTOR_EXTENSIONS = {
+    "minReplicas",
+    "maxReplicas",
+    "scaleMetric",
+    "scaleMetricType",
+    "scaleTarget",
+    "canaryTrafficPercent",
+    "containerConcurrency",
+    "timeout",
+    "labels",
+    "annotations",
+    "autoScaling",
+    "deploymentStrategy",
+}
+
+
+def workload(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod metadata, pod spec) of the Deployment, or of the InferenceService's predictor."""
+    kinds = {o["kind"] for o in objects}
+    if "InferenceService" in kinds:
+        predictor = one(objects, "InferenceService")["spec"]["predictor"]
+        meta = {"labels": predictor["labels"], "annotations": predictor["annotations"]}
+        return meta, {k: v for k, v in predictor.items() if k not in PREDICTOR_EXTENSIONS}
+    template = one(objects, "Deployment")["spec"]["template"]
+    return template["metadata"], template["spec"]
+
+
 def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
 # --- bento-service: lint, render, schemas --------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", BENTO_SCENARIOS, ids=scenario_id)
-def test_bento_lint_strict(scenario: Path) -> None:
-    values = load_values(scenario)
+@pytest.mark.parametrize(("scenario", "mode"), RENDERINGS, ids=rendering_id)
+def test_bento_lint_strict(scenario: Path, mode: str | None) -> None:
+    values = values_of(scenario, mode)
     report = helm.lint(
         BENTO_CHART, values, strict=True, namespace=f"{values['project']}-{values['environment']}"
     )
@@ -64,17 +122,33 @@ def test_bento_lint_strict(scenario: Path) -> None:
     assert problems == []
 
 
-@pytest.mark.parametrize("scenario", BENTO_SCENARIOS, ids=scenario_id)
-def test_bento_scenario_validates_against_kubernetes(scenario: Path) -> None:
-    objects = render_bento(load_values(scenario))
-    assert {"Deployment", "Service"} <= {o["kind"] for o in objects}
+@pytest.mark.parametrize(("scenario", "mode"), RENDERINGS, ids=rendering_id)
+def test_bento_scenario_validates_against_kubernetes(scenario: Path, mode: str | None) -> None:
+    values = values_of(scenario, mode)
+    objects = render_bento(values)
+    kinds = {o["kind"] for o in objects}
+    if values["serving"]["mode"] == "kserve":
+        assert "InferenceService" in kinds
+        assert not kinds & {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler"}
+    else:
+        assert {"Deployment", "Service"} <= kinds and "InferenceService" not in kinds
     for obj in objects:
         validate_strictly(obj)
 
 
-@pytest.mark.parametrize("scenario", BENTO_SCENARIOS, ids=scenario_id)
-def test_names_labels_and_namespaces(scenario: Path) -> None:
+@pytest.mark.parametrize(
+    "scenario", [s for s in BENTO_SCENARIOS if _pinned_mode(s)], ids=scenario_id
+)
+def test_pinned_scenarios_fail_in_the_other_mode_naming_the_value(scenario: Path) -> None:
     values = load_values(scenario)
+    other = "kserve" if values["serving"]["mode"] == "deployment" else "deployment"
+    with pytest.raises(helm.HelmValuesError, match=r"at '/(kserve|ingress)/\w+'"):
+        render_bento({**values, "serving": {"mode": other}})
+
+
+@pytest.mark.parametrize(("scenario", "mode"), RENDERINGS, ids=rendering_id)
+def test_names_labels_and_namespaces(scenario: Path, mode: str | None) -> None:
+    values = values_of(scenario, mode)
     release = f"{values['project']}-{values['environment']}"
     for obj in render_bento(values):
         meta = obj["metadata"]
@@ -202,19 +276,30 @@ def test_docs_refuses_undocumented_values() -> None:
 # --- pod security and runtime settings -----------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", BENTO_SCENARIOS, ids=scenario_id)
-def test_pod_meets_restricted_pod_security(scenario: Path) -> None:
-    values = load_values(scenario)
+@pytest.mark.parametrize(("scenario", "mode"), RENDERINGS, ids=rendering_id)
+def test_pod_meets_restricted_pod_security(scenario: Path, mode: str | None) -> None:
+    values = values_of(scenario, mode)
     objects = render_bento(values)
-    pod = pod_spec(objects)
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 1034
-    assert pod["securityContext"]["runAsGroup"] == 1034
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    _, pod = workload(objects)
+    knative = values["serving"]["mode"] == "kserve" and (
+        values.get("kserve", {}).get("deploymentMode") != "Standard"
+    )
+    if knative:
+        # Knative refuses a pod securityContext (unless its podspec-securitycontext feature is
+        # on) and sets terminationGracePeriodSeconds itself: the container carries everything.
+        assert "securityContext" not in pod and "terminationGracePeriodSeconds" not in pod
+    else:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 1034
+        assert pod["securityContext"]["runAsGroup"] == 1034
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
     for field in ("hostNetwork", "hostPID", "hostIPC"):
         assert not pod.get(field)
-    assert all(set(volume) == {"name", "emptyDir"} for volume in pod["volumes"])
+    # Pod Security "restricted" allows these volume types (and a few others the chart never uses).
+    for volume in pod["volumes"]:
+        (kind,) = set(volume) - {"name"}
+        assert kind in {"emptyDir", "secret", "configMap"}
     (container,) = pod["containers"]
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
@@ -223,12 +308,16 @@ def test_pod_meets_restricted_pod_security(scenario: Path) -> None:
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert security["runAsNonRoot"] is True
+    assert (security["runAsUser"], security["runAsGroup"]) == (1034, 1034)
     assert "hostPort" not in container["ports"][0]
     assert set(container["resources"]) == {"requests", "limits"}
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
-    # BentoML writes under BENTOML_HOME (tmp, Prometheus multiprocess dir) and /tmp.
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {env_of(container)["BENTOML_HOME"], "/tmp"}
+    # BentoML writes under BENTOML_HOME (tmp, Prometheus multiprocess dir) and /tmp; any other
+    # writable mount is an emptyDir of bento.volumes, Secrets and ConfigMaps are read-only.
+    emptydirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert {env_of(container)["BENTOML_HOME"], "/tmp"} <= writable
+    assert all(m["name"] in emptydirs for m in container["volumeMounts"] if not m.get("readOnly"))
     if values.get("namespace", {}).get("create", True):
         labels = one(objects, "Namespace")["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -390,14 +479,21 @@ CHECKOV_SKIPS = {
 # Allowed only for scenarios deployed by tag: previews deploy the pipeline's commit tag, and a
 # digest (which the chart prefers when set) satisfies both; the digest scenarios must pass them.
 TAG_ONLY_FAILURES = {"CKV_K8S_43", "CKV_K8S_15"}
+# "Prefer secrets as files over environment variables": bento.envValueFrom/envFrom take Secrets
+# as variables because a model repo may ask for that (bento.volumes offers files); only the
+# scenario that does so may fail it.
+SCENARIO_FAILURES = {"runtime-config-values.yaml": {"CKV_K8S_35"}}
 
 
 @pytest.mark.slow
 def test_checkov_passes_every_scenario(tmp_path: Path) -> None:
     require_tool("uv")
     scenarios = {}
+    # checkov knows the built-in kinds only: every scenario that deployment mode renders.
     for scenario in BENTO_SCENARIOS:
-        values = load_values(scenario)
+        if _pinned_mode(scenario) == "kserve":
+            continue
+        values = values_of(scenario, None if _pinned_mode(scenario) else "deployment")
         scenarios[scenario.name] = values
         objects = render_bento(values)
         (tmp_path / scenario.name).write_text(yaml.safe_dump_all(objects))
@@ -435,5 +531,405 @@ def test_checkov_passes_every_scenario(tmp_path: Path) -> None:
         (check, file)
         for check, file in failures
         if not (check in TAG_ONLY_FAILURES and not scenarios[file]["image"].get("digest"))
+        and check not in SCENARIO_FAILURES.get(file, set())
     ]
     assert unexpected == []
+
+
+# --- kserve mode: one InferenceService from the same values ----------------------------------
+
+NEUTRAL_SCENARIOS = [s for s in BENTO_SCENARIOS if not _pinned_mode(s)]
+KSERVE_MODES = ["kserve-knative", "kserve-standard"]
+
+
+def kserve(
+    values: dict[str, Any], deployment_mode: str = "Knative", **knobs: Any
+) -> dict[str, Any]:
+    """`values` as a platform running KServe renders them, with extra `kserve.*` knobs."""
+    mode = {"Knative": "kserve-knative", "Standard": "kserve-standard"}[deployment_mode]
+    rendered = in_mode(values, mode)
+    rendered["kserve"].update(knobs)
+    return rendered
+
+
+def predictor(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "InferenceService")["spec"]["predictor"]
+
+
+def _portable(container: dict[str, Any]) -> dict[str, Any]:
+    """A container without what differs between the modes: its name and its port's name."""
+    container = json.loads(json.dumps(container))
+    del container["name"]
+    for port in container["ports"]:
+        del port["name"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        del container[probe]["httpGet"]["port"]
+    return container
+
+
+@pytest.mark.parametrize("mode", KSERVE_MODES)
+@pytest.mark.parametrize("scenario", NEUTRAL_SCENARIOS, ids=scenario_id)
+def test_predictor_is_the_deployments_pod(scenario: Path, mode: str) -> None:
+    """Same image, probes, resources, security context, env, mounts, service account, pod
+    labels and annotations, lineage; only names KServe and Knative impose differ."""
+    values = load_values(scenario)
+    deployment_objects = render_bento(in_mode(values, "deployment"))
+    kserve_objects = render_bento(in_mode(values, mode))
+    deployment_meta, deployment_pod = workload(deployment_objects)
+    kserve_meta, kserve_pod = workload(kserve_objects)
+    assert kserve_meta == deployment_meta
+    (bento,) = deployment_pod.pop("containers")
+    (served,) = kserve_pod.pop("containers")
+    assert served["name"] == "kserve-container"  # what KServe's custom predictor looks for
+    assert _portable(served) == _portable(bento)
+    if mode == "kserve-knative":
+        for field in ("securityContext", "terminationGracePeriodSeconds"):
+            deployment_pod.pop(field)
+    assert kserve_pod == deployment_pod
+    isvc = one(kserve_objects, "InferenceService")
+    assert isvc["metadata"]["annotations"] == {
+        **one(deployment_objects, "Deployment")["metadata"]["annotations"],
+        "serving.kserve.io/deploymentMode": mode.removeprefix("kserve-").capitalize(),
+    }
+
+
+@pytest.mark.parametrize("mode", KSERVE_MODES)
+def test_kserve_probes_port_and_objects(mode: str) -> None:
+    objects = render_bento(in_mode(minimal(), mode))
+    assert {o["kind"] for o in objects} == {
+        "Namespace",
+        "ServiceAccount",
+        "InferenceService",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
+    isvc = one(objects, "InferenceService")
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    pred = predictor(objects)
+    (container,) = pred["containers"]
+    # Knative takes only "", "http1" or "h2c" as the port's name, and probes must name it.
+    assert container["ports"] == [{"name": "http1", "containerPort": 3000, "protocol": "TCP"}]
+    assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "http1"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http1"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http1"}
+    assert pred["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    # The PDB and the NetworkPolicy select KServe's pods by the labels the predictor gives them.
+    for kind in ("PodDisruptionBudget", "NetworkPolicy"):
+        spec = one(objects, kind)["spec"]
+        selector = spec.get("selector", spec.get("podSelector"))["matchLabels"]
+        assert selector.items() <= pred["labels"].items()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "mode", "expected"),
+    [
+        ("minimal", "kserve-knative", {"minReplicas": 1, "maxReplicas": 1}),
+        ("production", "kserve-knative", {"minReplicas": 3, "maxReplicas": 3}),
+        ("hpa", "kserve-knative", {"minReplicas": 2, "maxReplicas": 5}),
+        # Standard: KServe's HPA, at the chart's CPU target.
+        (
+            "hpa",
+            "kserve-standard",
+            {"minReplicas": 2, "maxReplicas": 5, "scaleMetric": "cpu", "scaleTarget": 70},
+        ),
+        ("kserve-preview", None, {"minReplicas": 0, "maxReplicas": 1}),
+        (
+            "kserve-canary",
+            None,
+            {
+                "minReplicas": 3,
+                "maxReplicas": 6,
+                "scaleMetric": "concurrency",
+                "scaleTarget": 8,
+                "canaryTrafficPercent": 10,
+            },
+        ),
+        ("kserve-standard", None, {"minReplicas": 2, "maxReplicas": 5, "scaleMetric": "cpu"}),
+    ],
+)
+def test_kserve_scaling_follows_the_same_values(
+    scenario: str, mode: str | None, expected: dict[str, Any]
+) -> None:
+    values = values_of(BENTO_CHART / "ci" / f"{scenario}-values.yaml", mode)
+    pred = predictor(render_bento(values))
+    scaling = {
+        k: v for k, v in pred.items() if k in PREDICTOR_EXTENSIONS - {"labels", "annotations"}
+    }
+    assert scaling == {**expected, **({"scaleTarget": 70} if scenario == "kserve-standard" else {})}
+
+
+def test_previews_may_scale_to_zero_production_keeps_a_floor() -> None:
+    assert predictor(render_bento(kserve(minimal(), minReplicas=0)))["minReplicas"] == 0
+    production = minimal(environment="production")
+    with pytest.raises(helm.HelmValuesError, match="/kserve/minReplicas"):
+        render_bento(kserve(production, minReplicas=0))
+    with pytest.raises(helm.HelmError, match="production needs at least one replica"):
+        render_bento(kserve({**production, "replicaCount": 0}))
+    with pytest.raises(helm.HelmValuesError, match="/kserve/minReplicas"):
+        render_bento(kserve(minimal(), "Standard", minReplicas=0))
+    with pytest.raises(helm.HelmError, match="Standard mode needs at least one replica"):
+        render_bento(kserve(minimal(replicaCount=0), "Standard"))
+    with pytest.raises(helm.HelmError, match=r"kserve\.maxReplicas \(2\) is below"):
+        render_bento(kserve(minimal(replicaCount=3), minReplicas=3, maxReplicas=2))
+
+
+def test_canary_needs_knative() -> None:
+    assert (
+        predictor(render_bento(kserve(minimal(), canaryTrafficPercent=25)))["canaryTrafficPercent"]
+        == 25
+    )
+    with pytest.raises(helm.HelmValuesError, match="/kserve/canaryTrafficPercent"):
+        render_bento(kserve(minimal(), "Standard", canaryTrafficPercent=25))
+    with pytest.raises(helm.HelmValuesError, match="/kserve/canaryTrafficPercent"):
+        render_bento(minimal(kserve={"canaryTrafficPercent": 25}))
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        # An unknown mode.
+        ({"serving": {"mode": "knative"}}, "/serving/mode"),
+        (
+            {"kserve": {"deploymentMode": "Serverless"}, "serving": {"mode": "kserve"}},
+            "/kserve/deploymentMode",
+        ),
+        # KServe-only knobs in deployment mode.
+        ({"kserve": {"deploymentMode": "Knative"}}, "/kserve/deploymentMode"),
+        ({"kserve": {"minReplicas": 0}}, "/kserve/minReplicas"),
+        ({"kserve": {"maxReplicas": 4}}, "/kserve/maxReplicas"),
+        ({"kserve": {"scaleMetric": "concurrency"}}, "/kserve/scaleMetric"),
+        ({"kserve": {"scaleTarget": 10}}, "/kserve/scaleTarget"),
+        ({"kserve": {"canaryTrafficPercent": 10}}, "/kserve/canaryTrafficPercent"),
+        # Deployment-only knobs in kserve mode: KServe makes the Service and the ingress.
+        ({"serving": {"mode": "kserve"}, "service": {"type": "NodePort"}}, "/service/type"),
+        ({"serving": {"mode": "kserve"}, "service": {"port": 8080}}, "/service/port"),
+        ({"serving": {"mode": "kserve"}, "ingress": {"className": "nginx"}}, "/ingress/className"),
+        (
+            {"serving": {"mode": "kserve"}, "ingress": {"tlsSecretName": "t"}},
+            "/ingress/tlsSecretName",
+        ),
+        (
+            {"serving": {"mode": "kserve"}, "ingress": {"annotations": {"a": "b"}}},
+            "/ingress/annotations",
+        ),
+        # Knobs of the other KServe deployment mode.
+        ({"serving": {"mode": "kserve"}, "kserve": {"scaleMetric": "cpu"}}, "/kserve/scaleMetric"),
+        (
+            {
+                "serving": {"mode": "kserve"},
+                "kserve": {"deploymentMode": "Standard", "scaleMetric": "rps"},
+            },
+            "/kserve/scaleMetric",
+        ),
+        # Knative reserves its queue-proxy's ports.
+        ({"serving": {"mode": "kserve"}, "bento": {"port": 8012}}, "/bento/port"),
+        (
+            {"serving": {"mode": "kserve"}, "kserve": {"canaryTrafficPercent": 101}},
+            "/kserve/canaryTrafficPercent",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_mode_values_fail_naming_the_value(change: dict[str, Any], key: str) -> None:
+    values = minimal(**change)
+    with pytest.raises(helm.HelmValuesError, match=re.escape(f"at '{key}'")):
+        render_bento(values)
+    schema = json.loads((BENTO_CHART / "values.schema.json").read_text())
+    assert not jsonschema.validators.validator_for(schema)(schema).is_valid(values)
+
+
+def test_deployment_ingress_with_class_tls_and_annotations() -> None:
+    values = load_values(BENTO_CHART / "ci" / "deployment-ingress-tls-values.yaml")
+    ingress = one(render_bento(values), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["iris.models.example.com"], "secretName": "iris-tls"}
+    ]
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-body-size": "8m"
+    }
+
+
+@pytest.mark.parametrize(
+    ("deployment_mode", "label"),
+    [
+        ("Knative", "networking.knative.dev/visibility"),
+        ("Standard", "networking.kserve.io/visibility"),
+    ],
+)
+def test_no_ingress_keeps_the_inference_service_cluster_local(
+    deployment_mode: str, label: str
+) -> None:
+    """KServe's own ingress is the preview URL; without ingress.enabled it makes none."""
+    local = one(render_bento(kserve(minimal(), deployment_mode)), "InferenceService")
+    assert local["metadata"]["labels"][label] == "cluster-local"
+    ingress = {"enabled": True, "host": "iris-feat-x-1a2b3c4d.preview.localhost"}
+    public = one(
+        render_bento(kserve(minimal(ingress=ingress), deployment_mode)), "InferenceService"
+    )
+    assert not {k for k in public["metadata"]["labels"] if k.endswith("/visibility")}
+    with pytest.raises(helm.HelmError, match=r"ingress\.host"):
+        render_bento(kserve(minimal(ingress={"enabled": True}), deployment_mode))
+
+
+def test_network_policy_lets_knative_reach_the_queue_proxy() -> None:
+    knative = one(render_bento(kserve(minimal())), "NetworkPolicy")["spec"]
+    (rule,) = knative["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [8012, 9090, 9091, 3000]
+    namespaces = [p["namespaceSelector"]["matchLabels"] for p in rule["from"][1:]]
+    assert {"kubernetes.io/metadata.name": "knative-serving"} in namespaces
+    standard = one(render_bento(kserve(minimal(), "Standard")), "NetworkPolicy")["spec"]
+    (rule,) = standard["ingress"]
+    assert rule["ports"] == [{"port": 3000, "protocol": "TCP"}]
+    assert len(rule["from"]) == 3  # the namespace itself, ingress-nginx, monitoring
+
+
+@pytest.mark.parametrize(
+    ("mode", "port"), [("kserve-knative", "user-port"), ("kserve-standard", "http1")]
+)
+def test_service_monitor_becomes_a_pod_monitor(mode: str, port: str) -> None:
+    values = in_mode(load_values(BENTO_CHART / "ci" / "servicemonitor-values.yaml"), mode)
+    objects = render_bento(values)
+    monitor = one(objects, "PodMonitor")
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": port, "path": "/metrics", "interval": "15s"}
+    ]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= predictor(objects)["labels"].items()
+    )
+    assert "ServiceMonitor" not in {o["kind"] for o in objects}
+
+
+def test_inference_service_schema_refuses_unknown_fields() -> None:
+    isvc = one(render_bento(kserve(minimal())), "InferenceService")
+    validate_strictly(isvc)
+    for where, typo in (
+        (isvc["spec"]["predictor"], "minReplica"),
+        (isvc["spec"]["predictor"]["containers"][0], "readinesProbe"),
+    ):
+        where[typo] = 1
+        with pytest.raises(jsonschema.ValidationError, match=typo):
+            crd_validator("InferenceService").validate(isvc)
+        del where[typo]
+
+
+# --- runtime configuration: Secrets, ConfigMaps, volumes -------------------------------------
+
+RUNTIME = BENTO_CHART / "ci" / "runtime-config-values.yaml"
+
+
+@pytest.mark.parametrize("mode", list(SERVING_MODES))
+def test_env_and_volumes_from_secrets_and_config_maps(mode: str) -> None:
+    _, pod = workload(render_bento(in_mode(load_values(RUNTIME), mode)))
+    (container,) = pod["containers"]
+    from_sources = {e["name"]: e["valueFrom"] for e in container["env"] if "valueFrom" in e}
+    assert from_sources == {
+        "FEATURE_STORE_TOKEN": {"secretKeyRef": {"name": "iris-feature-store", "key": "token"}},
+        "DECISION_THRESHOLD": {
+            "configMapKeyRef": {"name": "iris-settings", "key": "threshold", "optional": True}
+        },
+    }
+    assert env_of(container)["LOG_LEVEL"] == "info"
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "iris-settings"}, "prefix": "IRIS_"},
+        {"secretRef": {"name": "iris-credentials", "optional": True}},
+    ]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls-ca"]["secret"] == {
+        "secretName": "iris-ca",
+        "defaultMode": 288,
+        "items": [{"key": "ca.crt", "path": "ca.pem"}],
+    }
+    assert volumes["lookup"]["configMap"] == {"name": "iris-lookup"}
+    assert volumes["cache"]["emptyDir"] == {"sizeLimit": "256Mi"}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    # Secrets and ConfigMaps are read-only (Knative insists), emptyDirs writable.
+    assert mounts["tls-ca"] == {"name": "tls-ca", "mountPath": "/etc/iris/ca", "readOnly": True}
+    assert mounts["lookup"] == {
+        "name": "lookup",
+        "mountPath": "/etc/iris/lookup.json",
+        "subPath": "lookup.json",
+        "readOnly": True,
+    }
+    assert mounts["cache"] == {"name": "cache", "mountPath": "/var/cache/iris"}
+    assert set(mounts) == set(volumes)
+
+
+@pytest.mark.parametrize(
+    ("bento", "key"),
+    [
+        (
+            {"envValueFrom": {"T": {"secretKeyRef": {"name": "s"}}}},
+            "/bento/envValueFrom/T/secretKeyRef",
+        ),
+        (
+            {"envValueFrom": {"T": {"fieldRef": {"fieldPath": "metadata.name"}}}},
+            "/bento/envValueFrom/T",
+        ),
+        (
+            {
+                "envValueFrom": {
+                    "T": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    }
+                }
+            },
+            "/bento/envValueFrom/T",
+        ),
+        (
+            {"envValueFrom": {"1T": {"secretKeyRef": {"name": "s", "key": "k"}}}},
+            "invalid propertyName '1T'",
+        ),
+        (
+            {"envFrom": [{"secretRef": {"name": "s"}, "configMapRef": {"name": "c"}}]},
+            "/bento/envFrom/0",
+        ),
+        ({"envFrom": [{"prefix": "X_"}]}, "/bento/envFrom/0"),
+        ({"volumes": {"v": {"mountPath": "/v"}}}, "/bento/volumes/v"),
+        (
+            {"volumes": {"v": {"mountPath": "/v", "emptyDir": {}, "secret": {"secretName": "s"}}}},
+            "/bento/volumes/v",
+        ),
+        ({"volumes": {"v": {"mountPath": "/v", "hostPath": {"path": "/"}}}}, "/bento/volumes/v"),
+        ({"volumes": {"tmp": {"mountPath": "/v", "emptyDir": {}}}}, "at '/bento/volumes/tmp'"),
+        ({"volumes": {"v": {"mountPath": "/tmp", "emptyDir": {}}}}, "/bento/volumes/v/mountPath"),
+        ({"volumes": {"v": {"mountPath": "etc/x", "emptyDir": {}}}}, "/bento/volumes/v/mountPath"),
+        (
+            {"volumes": {"v": {"mountPath": "/v", "emptyDir": {"medium": "HugePages"}}}},
+            "/bento/volumes/v/emptyDir/medium",
+        ),
+        (
+            {
+                "volumes": {
+                    "v": {
+                        "mountPath": "/v",
+                        "secret": {"secretName": "s", "items": [{"key": "k", "path": "../x"}]},
+                    }
+                }
+            },
+            "/bento/volumes/v/secret/items/0/path",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_runtime_config_fails_naming_the_value(bento: dict[str, Any], key: str) -> None:
+    expected = key if key.startswith(("at ", "invalid ")) else f"at '{key}'"
+    with pytest.raises(helm.HelmValuesError, match=re.escape(expected)):
+        render_bento(minimal(bento=bento))
+
+
+def test_runtime_config_conflicts_fail_naming_the_value() -> None:
+    with pytest.raises(helm.HelmError, match=r"bento\.volumes\.home\.mountPath: /var/lib/bentoml"):
+        render_bento(
+            minimal(bento={"volumes": {"home": {"mountPath": "/var/lib/bentoml", "emptyDir": {}}}})
+        )
+    with pytest.raises(helm.HelmError, match=r"bento\.envValueFrom\.LOG_LEVEL: also set"):
+        render_bento(
+            minimal(
+                bento={
+                    "env": {"LOG_LEVEL": "info"},
+                    "envValueFrom": {"LOG_LEVEL": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                }
+            )
+        )

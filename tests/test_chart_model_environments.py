@@ -20,6 +20,7 @@ from helpers.charts import (
     DNS1035,
     NASTY_BRANCH,
     application,
+    application_values,
     crd_schema,
     docs_module,
     generate,
@@ -33,6 +34,10 @@ from helpers.charts import (
 )
 
 APPS_SCENARIOS = sorted(APPS_CHART.glob("ci/*-values.yaml"))
+DEFAULT = APPS_CHART / "ci" / "default-values.yaml"
+KSERVE = APPS_CHART / "ci" / "kserve-values.yaml"
+KSERVE_STANDARD = APPS_CHART / "ci" / "kserve-standard-values.yaml"
+PLATFORMS = [DEFAULT, KSERVE, KSERVE_STANDARD]
 
 
 # --- Argo CD objects -------------------------------------------------------------------------
@@ -81,8 +86,10 @@ def _appsets(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
     return appsets["ml-previews"], appsets["ml-production"]
 
 
-def test_applicationset_policies() -> None:
-    objects = render_apps(APPS_CHART / "ci" / "default-values.yaml")
+@pytest.mark.parametrize("platform", PLATFORMS, ids=scenario_id)
+def test_applicationset_policies(platform: Path) -> None:
+    """The same in every serving mode: teardown works the same, production never deletes."""
+    objects = render_apps(platform)
     preview, production = _appsets(objects)
     for appset in (preview, production):
         spec = appset["spec"]
@@ -166,9 +173,10 @@ def gitops_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def deployed(repo: Path, workdir: Path) -> dict[str, dict[str, Any]]:
-    """Application name -> {"app": Application, "objects": its rendered objects}."""
-    objects = render_apps(APPS_CHART / "ci" / "default-values.yaml")
+def deployed(repo: Path, workdir: Path, platform: Path = DEFAULT) -> dict[str, dict[str, Any]]:
+    """Application name -> {"app": Application, "objects": its rendered objects}, on a platform
+    installed with the model-environments values `platform`."""
+    objects = render_apps(platform)
     result: dict[str, dict[str, Any]] = {}
     for appset in _appsets(objects):
         for params in generate(appset, repo):
@@ -176,13 +184,11 @@ def deployed(repo: Path, workdir: Path) -> dict[str, dict[str, Any]]:
             name = app["metadata"]["name"]
             assert name not in result, f"two Applications named {name}"
             chart_source = app["spec"]["sources"][0]
-            (values_file,) = chart_source["helm"]["valueFiles"]
-            values = load_values(repo / values_file.removeprefix("$values/"))
             result[name] = {
                 "app": app,
                 "objects": render(
                     BENTO_CHART,
-                    values,
+                    application_values(app, repo),
                     name=chart_source["helm"]["releaseName"],
                     namespace=app["spec"]["destination"]["namespace"],
                 ),
@@ -196,12 +202,13 @@ def _allowed(namespace: str, patterns: list[str]) -> bool:
     return not denied and any(fnmatch.fnmatchcase(namespace, p) for p in patterns if p[0] != "!")
 
 
+@pytest.mark.parametrize("platform", PLATFORMS, ids=scenario_id)
 def test_gitops_tree_yields_one_valid_application_per_env(
-    gitops_repo: Path, tmp_path: Path
+    gitops_repo: Path, tmp_path: Path, platform: Path
 ) -> None:
-    envs = deployed(gitops_repo, tmp_path)
+    envs = deployed(gitops_repo, tmp_path, platform)
     assert set(envs) == {f"{p}-{e}" for p, e in ENVS}
-    app_project = one(render_apps(APPS_CHART / "ci" / "default-values.yaml"), "AppProject")
+    app_project = one(render_apps(platform), "AppProject")
     project = app_project["spec"]
     allowed_kinds = {
         (r["group"], r["kind"])
@@ -220,6 +227,7 @@ def test_gitops_tree_yields_one_valid_application_per_env(
         production = name.endswith("-production")
         assert ("finalizers" in app["metadata"]) is not production
         for obj in env["objects"]:
+            validate_strictly(obj)
             group = obj["apiVersion"].rpartition("/")[0]
             assert (group, obj["kind"]) in allowed_kinds
             key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
@@ -228,7 +236,10 @@ def test_gitops_tree_yields_one_valid_application_per_env(
             assert obj["metadata"].get("namespace", name) == name
 
 
-def test_removing_a_values_file_removes_exactly_that_env(gitops_repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", PLATFORMS, ids=scenario_id)
+def test_removing_a_values_file_removes_exactly_that_env(
+    gitops_repo: Path, tmp_path: Path, platform: Path
+) -> None:
     def inventory(envs: dict[str, dict[str, Any]]) -> set[tuple[str, str, str]]:
         return {
             (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
@@ -236,14 +247,98 @@ def test_removing_a_values_file_removes_exactly_that_env(gitops_repo: Path, tmp_
             for o in env["objects"]
         } | {("Application", "argocd", name) for name in envs}
 
-    before = deployed(gitops_repo, tmp_path)
+    before = deployed(gitops_repo, tmp_path, platform)
     gone = before["iris-feat-x-1a2b3c4d"]
+    # The Application goes (applicationsSync: sync) and its resources finalizer deletes what it
+    # deployed: the InferenceService in kserve mode (KServe's own objects follow by owner
+    # references), the Namespace in both.
+    assert gone["app"]["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
     (gitops_repo / "envs" / "iris" / "feat-x-1a2b3c4d" / "values.yaml").unlink()
-    after = deployed(gitops_repo, tmp_path)
+    after = deployed(gitops_repo, tmp_path, platform)
     removed = inventory(before) - inventory(after)
     assert removed == inventory({"iris-feat-x-1a2b3c4d": gone})
     assert inventory(after) <= inventory(before)
     assert ("Namespace", "", "iris-feat-x-1a2b3c4d") in removed
+    workload = "Deployment" if platform == DEFAULT else "InferenceService"
+    assert (workload, "iris-feat-x-1a2b3c4d", "iris-feat-x-1a2b3c4d") in removed
+    # Production is untouched, and its Application carries no finalizer to cascade with.
+    assert "finalizers" not in after["iris-production"]["app"]["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "preview", "production"),
+    [
+        (DEFAULT, {"serving": {"mode": "deployment"}}, {"serving": {"mode": "deployment"}}),
+        (
+            KSERVE,
+            {
+                "serving": {"mode": "kserve"},
+                "kserve": {"deploymentMode": "Knative", "minReplicas": 0},
+            },
+            {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": "Knative"}},
+        ),
+        (
+            KSERVE_STANDARD,
+            {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": "Standard"}},
+            {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": "Standard"}},
+        ),
+    ],
+    ids=lambda v: scenario_id(v) if isinstance(v, Path) else None,
+)
+def test_the_platform_chooses_the_serving_mode(
+    gitops_repo: Path,
+    tmp_path: Path,
+    platform: Path,
+    preview: dict[str, Any],
+    production: dict[str, Any],
+) -> None:
+    """The mode reaches every Application as chart values over the unchanged values file;
+    previews may scale to zero, production keeps its floor."""
+    before = {f: f.read_text() for f in gitops_repo.rglob("*.yaml")}
+    envs = deployed(gitops_repo, tmp_path, platform)
+    for name, env in envs.items():
+        helm_source = env["app"]["spec"]["sources"][0]["helm"]
+        expected = production if name.endswith("-production") else preview
+        assert helm_source["valuesObject"] == expected
+        if expected["serving"]["mode"] == "kserve":
+            (isvc,) = [o for o in env["objects"] if o["kind"] == "InferenceService"]
+            annotations = isvc["metadata"]["annotations"]
+            assert (
+                annotations["serving.kserve.io/deploymentMode"]
+                == expected["kserve"]["deploymentMode"]
+            )
+            floor = isvc["spec"]["predictor"]["minReplicas"]
+            assert floor == (expected["kserve"].get("minReplicas", 1))
+    assert before == {f: f.read_text() for f in gitops_repo.rglob("*.yaml")}
+
+
+@pytest.mark.parametrize(
+    ("serving", "key"),
+    [
+        ({"mode": "knative"}, "/serving/mode"),
+        (
+            {"mode": "kserve", "kserve": {"deploymentMode": "Serverless"}},
+            "/serving/kserve/deploymentMode",
+        ),
+        (
+            {
+                "mode": "kserve",
+                "kserve": {"deploymentMode": "Standard", "previewScaleToZero": True},
+            },
+            "/serving/kserve/previewScaleToZero",
+        ),
+        (
+            {"mode": "deployment", "kserve": {"previewScaleToZero": True}},
+            "/serving/kserve/previewScaleToZero",
+        ),
+        ({"mode": "kserve", "kserve": {"minReplicas": 0}}, "minReplicas"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_serving_values_fail_naming_the_value(serving: dict[str, Any], key: str) -> None:
+    values = {**load_values(DEFAULT), "serving": serving}
+    with pytest.raises(helm.HelmValuesError, match=key):
+        render(APPS_CHART, values, name="model-environments", namespace="argocd")
 
 
 def test_generator_params_match_argocd(gitops_repo: Path) -> None:

@@ -19,10 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers.images import (
-    base_image_env,
     free_port,
-    local_registry,
-    mounted_rootfs,
     serve_read_only,
     skopeo_inspect,
     wait_ready,
@@ -229,36 +226,7 @@ def test_image_script_explains_a_missing_bento(baked_project, model_env, tmp_pat
 
 
 # ------------------------------------------------------------------------------- slow tests
-@pytest.fixture(scope="session")
-def image_env(model_env, tmp_path_factory):
-    """The model env plus the base image, the shared containers storage and a local registry."""
-    base = base_image_env()
-    with local_registry(tmp_path_factory.mktemp("registry")) as registry:
-        env = {**model_env, **base, "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}
-        # `make setup` warmed the uv cache with every wheel of the lock: the build needs no index.
-        env["UV_OFFLINE"] = "1"
-        yield registry, env
-
-
-@pytest.fixture(scope="session")
-def built_image(trained_project, image_env, tmp_path_factory):
-    """A trained project after `make bento image`: (project, env, build/image.json)."""
-    registry, env = image_env
-    project = copy_project(trained_project, tmp_path_factory.mktemp("image"))
-    env = {**env, "IMAGE_REPOSITORY": f"{registry}/{project.name}"}
-    run(["make", "bento"], project, env)
-    run(["make", "image"], project, env, timeout=1800)
-    record = json.loads((project / "build" / "image.json").read_text())
-    return project, env, {**record, "reference": f"{record['repository']}@{record['digest']}"}
-
-
-@pytest.fixture(scope="session")
-def image_rootfs(built_image):
-    _, env, record = built_image
-    with mounted_rootfs(record["reference"], env) as rootfs:
-        yield rootfs
-
-
+# The image fixtures (image_env, built_image, image_rootfs) live in conftest.py.
 @pytest.mark.slow
 @pytest.mark.xdist_group("image")
 def test_pushed_image_is_the_recorded_digest(built_image):

@@ -10,6 +10,8 @@ Helm's engine (same text/template and Sprig functions as Argo CD's goTemplate mo
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import json
 import re
@@ -35,6 +37,24 @@ CRD_SCHEMAS = {
     "ApplicationSet": "argocd-v3.4.4/applicationset.strict.json",
     "AppProject": "argocd-v3.4.4/appproject.strict.json",
     "ServiceMonitor": "crds-catalog/monitoring.coreos.com/servicemonitor_v1.json",
+    "PodMonitor": "crds-catalog/monitoring.coreos.com/podmonitor_v1.json",
+    "InferenceService": "crds-catalog/serving.kserve.io/inferenceservice_v1beta1.json",
+}
+# The API version each CRD schema describes (the CRDs-catalog files do not pin it themselves).
+CRD_API_VERSIONS = {
+    "Application": "argoproj.io/v1alpha1",
+    "ApplicationSet": "argoproj.io/v1alpha1",
+    "AppProject": "argoproj.io/v1alpha1",
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PodMonitor": "monitoring.coreos.com/v1",
+    "InferenceService": "serving.kserve.io/v1beta1",
+}
+# The serving modes the platform team chooses between (model-environments `serving`), as the
+# values each ApplicationSet adds over a model repo's values file.
+SERVING_MODES = {
+    "deployment": {"serving": {"mode": "deployment"}},
+    "kserve-knative": {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": "Knative"}},
+    "kserve-standard": {"serving": {"mode": "kserve"}, "kserve": {"deploymentMode": "Standard"}},
 }
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -47,6 +67,25 @@ Manifest = dict[str, Any]
 
 def load_values(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
+
+
+def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base` as Helm merges values files: maps deeply, anything else replaced,
+    and a null deletes the key."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def in_mode(values: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A values file as the ApplicationSet of a platform running `mode` renders it."""
+    return merge_values(values, SERVING_MODES[mode])
 
 
 def release_name(values: dict[str, Any]) -> str:
@@ -145,16 +184,42 @@ def scenario_id(path: Path) -> str:
     return path.name.removesuffix("-values.yaml")
 
 
+@functools.cache
+def _crd_text(kind: str) -> str:
+    return (SCHEMAS / CRD_SCHEMAS[kind]).read_text()
+
+
 def crd_schema(kind: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
+    return json.loads(_crd_text(kind))
+
+
+@functools.cache
+def crd_validator(kind: str) -> jsonschema.protocols.Validator:
+    """A checked validator per CRD kind (the KServe schema is 1.4 MB: check it once)."""
+    schema = crd_schema(kind)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def validate_strictly(obj: dict[str, Any]) -> None:
     """Against the schema the API server would enforce, refusing unknown fields."""
     if obj["kind"] in CRD_SCHEMAS:
-        jsonschema.validate(obj, crd_schema(obj["kind"]))
+        assert obj["apiVersion"] == CRD_API_VERSIONS[obj["kind"]], obj["apiVersion"]
+        crd_validator(obj["kind"]).validate(obj)
     else:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def application_values(app: Manifest, repo: Path) -> dict[str, Any]:
+    """The values Argo CD renders an Application's chart source with: its value files from the
+    `ref: values` source (here the GitOps checkout `repo`), then `helm.valuesObject` over them
+    (Argo CD's precedence: valuesObject > values > valueFiles)."""
+    helm_source = app["spec"]["sources"][0]["helm"]
+    values: dict[str, Any] = {}
+    for values_file in helm_source["valueFiles"]:
+        values = merge_values(values, load_values(repo / values_file.removeprefix("$values/")))
+    return merge_values(values, helm_source.get("valuesObject", {}))
 
 
 def key_mismatches(values: dict[str, Any], schema: dict[str, Any], where: str = "") -> list[str]:
@@ -168,13 +233,17 @@ def key_mismatches(values: dict[str, Any], schema: dict[str, Any], where: str = 
     return out
 
 
-def open_objects(schema: dict[str, Any], where: str = "") -> list[str]:
-    """Paths of schema objects that accept any key with any value."""
+def open_objects(schema: dict[str, Any] | bool, where: str = "") -> list[str]:
+    """Paths of schema objects that accept any key with any value (maps' values included)."""
+    if isinstance(schema, bool):  # `false` accepts nothing, `true` is not used
+        return [where] if schema else []
     found = []
     if schema.get("type") == "object" and "additionalProperties" not in schema:
         found.append(where or "/")
     for key, sub in schema.get("properties", {}).items():
         found += open_objects(sub, f"{where}/{key}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        found += open_objects(schema["additionalProperties"], f"{where}/*")
     if isinstance(schema.get("items"), dict):
         found += open_objects(schema["items"], f"{where}[]")
     return found

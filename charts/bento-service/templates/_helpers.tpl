@@ -90,3 +90,224 @@ OpenMP/BLAS do not start one thread per node core and get throttled.
 {{- end }}
 {{- max 1 (ceil $cores | int) }}
 {{- end }}
+
+{{/* "true" when KServe serves the environment (serving.mode kserve), else empty. */}}
+{{- define "bento-service.kserve" -}}
+{{- if eq .Values.serving.mode "kserve" }}true{{ end }}
+{{- end }}
+
+{{/* The KServe deployment mode: Knative unless Standard is asked for. */}}
+{{- define "bento-service.kserveMode" -}}
+{{- if eq (toString .Values.kserve.deploymentMode) "Standard" }}Standard{{ else }}Knative{{ end }}
+{{- end }}
+
+{{/* "true" in kserve mode on Knative (serverless), else empty. */}}
+{{- define "bento-service.knative" -}}
+{{- if and (include "bento-service.kserve" .) (eq (include "bento-service.kserveMode" .) "Knative") }}true{{ end }}
+{{- end }}
+
+{{/*
+The container port's name: `http` for the chart's own Service, `http1` under KServe (Knative
+accepts only "", "http1" or "h2c", and probes must name the container's port).
+*/}}
+{{- define "bento-service.portName" -}}
+{{- if include "bento-service.kserve" . }}http1{{ else }}http{{ end }}
+{{- end }}
+
+{{/* Labels on the pods: the chart's labels plus podLabels. */}}
+{{- define "bento-service.podLabels" -}}
+{{ include "bento-service.labels" . }}
+{{- with .Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Annotations on the pods: lineage, Prometheus scraping, podAnnotations. */}}
+{{- define "bento-service.podAnnotations" -}}
+{{ include "bento-service.lineageAnnotations" . }}
+{{- if .Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.bento.port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- with .Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Bento container, the same in both serving modes but for its name and its port's name.
+Call with (dict "root" $ "name" "bento").
+*/}}
+{{- define "bento-service.container" -}}
+{{- $ := .root -}}
+{{- $threads := include "bento-service.threads" $ -}}
+{{- $port := include "bento-service.portName" $ -}}
+{{- $chartEnv := list "BENTOML_HOME" "BENTOML_PORT" "BENTOML_DO_NOT_TRACK" "BENTOML_CONFIG_OVERRIDES" "OMP_NUM_THREADS" "OPENBLAS_NUM_THREADS" "MKL_NUM_THREADS" }}
+{{- range $name, $_ := $.Values.bento.envValueFrom }}
+{{- if or (hasKey $.Values.bento.env $name) (has $name $chartEnv) }}
+{{- fail (printf "bento.envValueFrom.%s: also set by bento.env or by the chart; set it in one place" $name) }}
+{{- end }}
+{{- end -}}
+name: {{ .name }}
+image: {{ include "bento-service.image" $ | quote }}
+imagePullPolicy: {{ $.Values.image.pullPolicy }}
+ports:
+  - name: {{ $port }}
+    containerPort: {{ $.Values.bento.port }}
+    protocol: TCP
+env:
+  - name: BENTOML_HOME
+    value: {{ $.Values.bento.homeDir | quote }}
+  - name: BENTOML_PORT
+    value: {{ $.Values.bento.port | quote }}
+  - name: BENTOML_DO_NOT_TRACK
+    value: "true"
+  {{- if and $.Values.bento.service $.Values.bento.workers }}
+  # Per-service config, because a worker count in @bentoml.service beats a global default.
+  - name: BENTOML_CONFIG_OVERRIDES
+    value: {{ dict "services" (dict $.Values.bento.service (dict "workers" $.Values.bento.workers)) | toJson | quote }}
+  {{- end }}
+  - name: OMP_NUM_THREADS
+    value: {{ $threads | quote }}
+  - name: OPENBLAS_NUM_THREADS
+    value: {{ $threads | quote }}
+  - name: MKL_NUM_THREADS
+    value: {{ $threads | quote }}
+  {{- range $name, $value := $.Values.bento.env }}
+  - name: {{ $name }}
+    value: {{ $value | quote }}
+  {{- end }}
+  {{- range $name, $source := $.Values.bento.envValueFrom }}
+  - name: {{ $name }}
+    valueFrom:
+      {{- toYaml $source | nindent 6 }}
+  {{- end }}
+{{- with $.Values.bento.envFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+startupProbe:
+  httpGet:
+    path: /readyz
+    port: {{ $port }}
+  periodSeconds: {{ $.Values.probes.startup.periodSeconds }}
+  failureThreshold: {{ $.Values.probes.startup.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /livez
+    port: {{ $port }}
+  periodSeconds: {{ $.Values.probes.liveness.periodSeconds }}
+  timeoutSeconds: {{ $.Values.probes.liveness.timeoutSeconds }}
+  failureThreshold: {{ $.Values.probes.liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: {{ $port }}
+  periodSeconds: {{ $.Values.probes.readiness.periodSeconds }}
+  timeoutSeconds: {{ $.Values.probes.readiness.timeoutSeconds }}
+  failureThreshold: {{ $.Values.probes.readiness.failureThreshold }}
+resources:
+  {{- toYaml $.Values.resources | nindent 2 }}
+# Pod Security "restricted" in full on the container, so it holds where the pod-level context
+# is not allowed (Knative, unless its podspec-securitycontext feature is on).
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ $.Values.securityContext.runAsUser }}
+  runAsGroup: {{ $.Values.securityContext.runAsGroup }}
+  allowPrivilegeEscalation: false
+  privileged: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop:
+      - ALL
+  seccompProfile:
+    type: RuntimeDefault
+# The root filesystem is read-only: BentoML writes only under BENTOML_HOME
+# (tmp dirs, Prometheus multiprocess files) and /tmp.
+volumeMounts:
+  - name: bentoml-home
+    mountPath: {{ $.Values.bento.homeDir }}
+  - name: tmp
+    mountPath: /tmp
+  {{- $seen := list (clean $.Values.bento.homeDir) "/tmp" }}
+  {{- range $name, $volume := $.Values.bento.volumes }}
+  {{- $path := clean $volume.mountPath }}
+  {{- if has $path $seen }}
+  {{- fail (printf "bento.volumes.%s.mountPath: %s is already mounted (bento.homeDir, /tmp or another volume)" $name $path) }}
+  {{- end }}
+  {{- $seen = append $seen $path }}
+  - name: {{ $name }}
+    mountPath: {{ $volume.mountPath | quote }}
+    {{- with $volume.subPath }}
+    subPath: {{ . | quote }}
+    {{- end }}
+    {{- if not (hasKey $volume "emptyDir") }}
+    readOnly: true
+    {{- end }}
+  {{- end }}
+{{- end }}
+
+{{/* The pod's volumes: the two scratch emptyDirs, then bento.volumes. */}}
+{{- define "bento-service.volumes" -}}
+- name: bentoml-home
+  emptyDir:
+    sizeLimit: {{ .Values.bento.scratchSizeLimit }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.bento.scratchSizeLimit }}
+{{- range $name, $volume := .Values.bento.volumes }}
+- name: {{ $name }}
+  {{- if hasKey $volume "secret" }}
+  secret:
+    {{- toYaml $volume.secret | nindent 4 }}
+  {{- else if hasKey $volume "configMap" }}
+  configMap:
+    {{- toYaml $volume.configMap | nindent 4 }}
+  {{- else }}
+  emptyDir: {{ $volume.emptyDir | toJson }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod-level settings both modes share. Knative refuses a pod securityContext and
+terminationGracePeriodSeconds (it derives the grace period from the revision timeout), so they are
+left out there; the container carries the restricted settings itself.
+*/}}
+{{- define "bento-service.podSettings" -}}
+serviceAccountName: {{ include "bento-service.serviceAccountName" . }}
+automountServiceAccountToken: false
+# No Service environment variables: they leak other services' addresses and slow start-up.
+enableServiceLinks: false
+{{- if not (include "bento-service.knative" .) }}
+terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ .Values.securityContext.runAsUser }}
+  runAsGroup: {{ .Values.securityContext.runAsGroup }}
+  fsGroup: {{ .Values.securityContext.fsGroup }}
+  seccompProfile:
+    type: RuntimeDefault
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  {{- include "bento-service.volumes" . | nindent 2 }}
+{{- end }}

@@ -10,7 +10,7 @@ The Application each values file yields. The {{`...`}} strings are Argo CD Go te
 verbatim by Helm and evaluated by the ApplicationSet controller with the Git files generator's
 parameters: for envs/<project>/<env>/values.yaml, .path.segments is [envs, <project>, <env>].
 Names come from the path, never from file contents, so they are unique per file by construction.
-Call with (dict "root" $ "finalizer" bool).
+Call with (dict "root" $ "finalizer" bool "preview" bool).
 */}}
 {{- define "model-environments.applicationTemplate" -}}
 {{- $ := .root -}}
@@ -35,6 +35,10 @@ spec:
         releaseName: '{{`{{ index .path.segments 1 }}-{{ index .path.segments 2 }}`}}'
         valueFiles:
           - '{{`$values/{{ .path.path }}/{{ .path.filename }}`}}'
+        # The platform's serving mode, over the model repo's values file (Argo CD gives
+        # valuesObject precedence over valueFiles), so no model repo chooses or knows it.
+        valuesObject:
+          {{- include "model-environments.servingValues" . | nindent 10 }}
     - repoURL: {{ $.Values.gitops.repoURL | quote }}
       targetRevision: {{ $.Values.gitops.revision | quote }}
       ref: values
@@ -65,4 +69,22 @@ spec:
     requeueAfterSeconds: {{ .root.Values.gitops.requeueAfterSeconds }}
     files:
       {{- toYaml .files | nindent 6 }}
+{{- end }}
+
+{{/*
+The bento-service values the platform adds to every Application of one ApplicationSet: the
+serving mode and, in kserve mode, KServe's deployment mode and, for previews, scale to zero.
+Call with (dict "root" $ "preview" bool).
+*/}}
+{{- define "model-environments.servingValues" -}}
+{{- $serving := .root.Values.serving -}}
+serving:
+  mode: {{ $serving.mode }}
+{{- if eq $serving.mode "kserve" }}
+kserve:
+  deploymentMode: {{ $serving.kserve.deploymentMode }}
+  {{- if and .preview $serving.kserve.previewScaleToZero }}
+  minReplicas: 0
+  {{- end }}
+{{- end }}
 {{- end }}
