@@ -315,7 +315,7 @@ print(json.dumps({{"params": run.data.params, "metrics": run.data.metrics, "tags
     assert found["tags"]["git_branch"] == "main"
     assert found["tags"]["data_md5"] == "0d1690bbd5734538a9c8b3b1dc902760"
     assert found["version_run"] == lineage["mlflow_run_id"]
-    assert "production" in found["aliases"]
+    assert found["aliases"] == []  # `production` moves when a deploy puts the version there
 
 
 @pytest.mark.slow

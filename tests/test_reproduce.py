@@ -24,8 +24,8 @@ from mlflow import MlflowClient
 record = json.load(open("build/lineage.json"))
 client = MlflowClient(tracking_uri=record["mlflow_tracking_uri"])
 run = client.get_run(record["mlflow_run_id"])
-version = client.get_model_version_by_alias(record["model_name"], record["model_alias"])
-print(json.dumps({"tags": run.data.tags, "alias_run_id": version.run_id, "record": record}))
+version = client.get_model_version(record["model_name"], record["model_version"])
+print(json.dumps({"tags": run.data.tags, "version_run_id": version.run_id, "record": record}))
 """
 
 
@@ -141,7 +141,7 @@ def test_train_and_reproduce_against_an_mlflow_server(
     assert found["tags"]["reproducible"] == "true"
     assert set(LINEAGE_TAGS) <= set(found["tags"])
     assert found["record"]["model_alias"] == "production"
-    assert found["alias_run_id"] == found["record"]["mlflow_run_id"]
+    assert found["version_run_id"] == found["record"]["mlflow_run_id"]
 
 
 def test_editing_a_module_marks_exactly_the_stages_that_run_it(

@@ -37,9 +37,9 @@ def main() -> None:
     schema = json.loads(Path("data/prepared/schema.json").read_text(encoding="utf-8"))
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    version = client.get_model_version_by_alias(settings.project, built["model_alias"])
+    version = client.get_model_version(settings.project, built["model_version"])
     tags = client.get_run(version.run_id).data.tags
-    model = mlflow.sklearn.load_model(f"models:/{settings.project}@{built['model_alias']}")
+    model = mlflow.sklearn.load_model(f"models:/{settings.project}/{built['model_version']}")
     frame = sample_records(schema)
     records = [
         {name: None if pd.isna(value) else value for name, value in row.items()}

@@ -104,5 +104,7 @@ def compare(settings: Settings, challenger: dict[str, float]) -> Comparison:
     model, version = found
     scores = score_on_split(model, features, target, schema["task"])
     if isinstance(scores, str):
-        return Comparison(**base, champion_version=version, why_not=f"production v{version}: {scores}")
+        return Comparison(
+            **base, champion_version=version, why_not=f"production v{version}: {scores}"
+        )
     return Comparison(**base, champion=scores, champion_version=version)

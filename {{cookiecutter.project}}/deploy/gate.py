@@ -94,7 +94,9 @@ def judge(
     new = comparison.challenger.get(metric)
     details = side_by_side(comparison, metric)
     if new is None:
-        summary = f"gate {metric}: the new model has no '{metric}' metric (build/lineage.json): FAIL"
+        summary = (
+            f"gate {metric}: the new model has no '{metric}' metric (build/lineage.json): FAIL"
+        )
         return Verdict(False, summary, details)
     if baseline is None:
         return Verdict(True, f"gate {metric}: {fmt(new)}, no production model yet: PASS", details)
@@ -110,7 +112,9 @@ def judge(
         reason = f"gate {metric}: no comparison possible: {comparison.why_not}"
         if override:
             return Verdict(True, f"{reason}; overridden ({override}): PASS", details)
-        return Verdict(False, f"{reason}; deploy with GATE_OVERRIDE=<reason> to accept: FAIL", details)
+        return Verdict(
+            False, f"{reason}; deploy with GATE_OVERRIDE=<reason> to accept: FAIL", details
+        )
     else:
         old = baseline.value if baseline.metric == metric else None
         if old is None:

@@ -140,9 +140,7 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
 
-def transact(
-    location: str, change: Callable[[Path], str | None], history: bool = False
-) -> Outcome:
+def transact(location: str, change: Callable[[Path], str | None], history: bool = False) -> Outcome:
     """Apply `change` to a fresh clone of the GitOps branch and push it; retry on rejection.
 
     `change(worktree)` edits files and returns the commit message, or None for "nothing to do".

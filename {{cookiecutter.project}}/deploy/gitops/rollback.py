@@ -105,7 +105,9 @@ def cmd_rollback(args: argparse.Namespace) -> None:
         values["lineage"]["deployedAt"] = iso(datetime.now(UTC))
         production = env_dir(worktree, project, PRODUCTION)
         (production / "values.yaml").write_text(dump(values), encoding="utf-8")
-        record = git_output(worktree, "show", f"{target.commit}:envs/{project}/{PRODUCTION}/{gate.GATE_FILE}")
+        record = git_output(
+            worktree, "show", f"{target.commit}:envs/{project}/{PRODUCTION}/{gate.GATE_FILE}"
+        )
         if record is not None:  # the gate's baseline goes back with the model
             (production / gate.GATE_FILE).write_text(record + "\n", encoding="utf-8")
         return (
@@ -116,9 +118,16 @@ def cmd_rollback(args: argparse.Namespace) -> None:
             "gate: bypassed (rollback)\n"
         )
 
-    report(transact(gitops_repo(settings), change, history=True), f"rollback {project}/{PRODUCTION}")
+    report(
+        transact(gitops_repo(settings), change, history=True), f"rollback {project}/{PRODUCTION}"
+    )
     lineage = chosen[0].values.get("lineage", {})
     model_registry.set_alias(
-        settings.mlflow_tracking_uri, lineage.get("modelName"), lineage.get("modelVersion"), PRODUCTION
+        settings.mlflow_tracking_uri,
+        lineage.get("modelName"),
+        lineage.get("modelVersion"),
+        PRODUCTION,
     )
-    print(f"production:  model version {lineage.get('modelVersion')}, commit {lineage.get('gitCommit')}")
+    print(
+        f"production:  model version {lineage.get('modelVersion')}, commit {lineage.get('gitCommit')}"
+    )

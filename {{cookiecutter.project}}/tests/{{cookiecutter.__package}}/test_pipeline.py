@@ -140,3 +140,13 @@ def test_a_regressor_is_refused_for_classification(tmp_path, monkeypatch) -> Non
     prepare.main()
     with pytest.raises(ProjectError, match="'ridge' is not a classification model"):
         train.main()
+
+
+def test_a_hyperparameter_yaml_reads_as_text_is_named_with_the_fix(tmp_path, monkeypatch) -> None:
+    write_workspace(tmp_path, "classification", train={"hyperparameters": {"C": "1e-05"}})
+    monkeypatch.chdir(tmp_path)
+    prepare.main()
+    with pytest.raises(ProjectError, match=r"train.hyperparameters: The 'C' parameter") as error:
+        train.main()
+    assert "'1e-05' is text in YAML; write it as 1.0e-05" in str(error.value)
+    assert not MODEL_FILE.exists()
