@@ -166,6 +166,9 @@ def main() -> None:
     gitops = DEMO / "gitops.git"
 
     step("setup", ["make", "setup"], project, env)
+    step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
+    step("registry", [registry, "start", registry_dir, str(REGISTRY_PORT)], project, env)
+    image = ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"]
     step("train on main", ["make", "train"], project, env)
     subprocess.run(["git", "add", "--all"], cwd=project, check=True, env=env)
     subprocess.run(
@@ -174,6 +177,9 @@ def main() -> None:
         check=True,
         env=env,
     )
+    step("bento on main", ["make", "bento"], project, env)
+    step("image on main", image, project, env)
+    step("deploy the first model to production", ["make", "deploy"], project, env)
 
     banner(f"branch {BRANCH} and change a hyperparameter")
     subprocess.run(["git", "switch", "--quiet", "-c", BRANCH], cwd=project, check=True, env=env)
@@ -188,9 +194,6 @@ def main() -> None:
     )
     step("reproduce", ["make", "reproduce"], project, env)
     step("bento", ["make", "bento"], project, env)
-    step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
-    step("registry", [registry, "start", registry_dir, str(REGISTRY_PORT)], project, env)
-    image = ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"]
     step("image", image, project, env)
     step("deploy the branch", ["make", "deploy"], project, env)
     step("merge request report", ["make", "report"], project, env)
@@ -212,11 +215,14 @@ def main() -> None:
     step("train on main", ["make", "train"], project, env)
     step("bento on main", ["make", "bento"], project, env)
     step("image on main", image, project, env)
+    # The gate scores the production model (the first one) on this model's test split.
     step("deploy production (quality gate)", ["make", "deploy", "report"], project, env)
     production = dotenv(project / "build/deploy.env")
     step("tear the branch down", ["make", "teardown"], project, {**env, "DEPLOY_BRANCH": BRANCH})
     banner("what Argo CD would apply now")
     render_gitops(gitops)
+    reason = {"ROLLBACK_REASON": "demo: the new model's p99 doubled in production"}
+    step("roll production back", ["make", "rollback"], project, {**env, **reason})
     banner("GitOps history")
     log = ["git", "log", "--format=  %h %s"]
     print(subprocess.run(log, cwd=gitops, capture_output=True, text=True, check=True).stdout)
@@ -232,7 +238,7 @@ def main() -> None:
     print(
         f"  branch env   {branch_deploy['ENVIRONMENT']} ({branch_deploy['PREVIEW_URL']}), torn down"
     )
-    print(f"  production   {production['PREVIEW_URL']}")
+    print(f"  production   {production['PREVIEW_URL']}, rolled back to the first model")
     for title, seconds in timings:
         print(f"  {seconds:7.1f} s  {title}")
     print(f"  {sum(s for _, s in timings):7.1f} s  total")

@@ -24,7 +24,7 @@ from helpers.lint import actionlint_errors, describe, schema_errors, tool, zizmo
 from helpers.project import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run, setup_project
 
 PROVIDERS = ("gitlab", "github", "both")
-WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml"}
+WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml", "rollback.yml"}
 
 
 class GitLabLoader(yaml.SafeLoader):
@@ -201,7 +201,7 @@ def test_schedule_runs_gc_only(tmp_path, model_env):
     variables = {"CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "schedule"}
     assert listed_jobs(project, variables, env) == ["gc"]
     on_main = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
-    assert on_main == ["test", "template", "train", "reproduce", "build", "production"]
+    assert on_main == ["test", "template", "train", "reproduce", "build", "production", "rollback"]
     run(["git", "checkout", "--quiet", "-b", "feat/x"], project, model_env)
     on_branch = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
     assert on_branch == ["test", "template", "train", "reproduce", "build", "review", "stop-review"]
@@ -279,13 +279,20 @@ def test_gitlab_pipeline_feature_branch_end_to_end(tmp_path, model_env, stand_in
 @pytest.mark.slow
 @pytest.mark.xdist_group("gitlab-ci-local")
 def test_gitlab_pipeline_default_branch_reaches_production_behind_the_gate(
-    tmp_path, model_env, stand_ins
+    tmp_path, model_env, stand_ins, mlflow_server_uri
 ):
+    """Promotion as a team runs it (an MLflow server holds the registry between pipelines):
+    a first model, a worse one refused on the same rows with nothing moved, an equal one
+    promoted with both scores, a manual rollback, and a promotion after it."""
     registry, base = stand_ins
     project, gitops = gitlab_project(tmp_path, model_env, "main")
     env = pipeline_env(model_env)
-    variables = job_variables(gitops, registry, project.name, base)
+    variables = {
+        **job_variables(gitops, registry, project.name, base),
+        "MLFLOW_TRACKING_URI": mlflow_server_uri,
+    }
     setup_project(project, model_env)
+    production_jobs = ("train", "reproduce", "build", "production")
 
     pipeline = gitlab_ci_local(project, variables, env)
     report_timings("default branch", pipeline)
@@ -294,19 +301,73 @@ def test_gitlab_pipeline_default_branch_reaches_production_behind_the_gate(
         assert pipeline.results.get(job) == "PASS", (
             f"{job}: {pipeline.results}\n{pipeline.tail(job)}"
         )
-    assert "review" not in pipeline.results
+    assert "review" not in pipeline.results and "rollback" not in pipeline.results  # manual
+    assert "no production model yet: PASS" in pipeline.tail("production")
     production = f"envs/{project.name}/production/values.yaml"
     assert values_files(gitops, model_env) == [production]
+    first = production_version(gitops, project, model_env)
+    assert production_alias(mlflow_server_uri, project, model_env) == first
     before = run(["git", "rev-parse", "HEAD"], gitops, model_env).stdout
 
-    # A much worse model on the default branch: the gate refuses it, production stays.
-    params = project / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.00001"))
-    run(["git", "commit", "--quiet", "-am", "worse model"], project, model_env)
-    worse = gitlab_ci_local(project, variables, env, "train", "build", "production")
+    # A much worse model on the default branch: refused on the same rows, nothing moves.
+    set_c(project, model_env, "0.00001")
+    worse = gitlab_ci_local(project, variables, env, *production_jobs)
     assert worse.results.get("train") == "PASS", worse.tail("train")
     assert worse.results.get("production") == "FAIL", worse.tail("production")
+    assert f"production v{first} scores 0.9" in worse.tail("production")
+    assert "on the same 114 rows" in worse.tail("production")
     assert run(["git", "rev-parse", "HEAD"], gitops, model_env).stdout == before
+    assert production_alias(mlflow_server_uri, project, model_env) == first
+
+    # A model as good as production's: promoted, both scores in the log.
+    set_c(project, model_env, "1.0")
+    equal = gitlab_ci_local(project, variables, env, *production_jobs)
+    assert equal.results.get("production") == "PASS", equal.tail("production")
+    assert f"production v{first} scores" in equal.tail("production")
+    second = production_version(gitops, project, model_env)
+    assert second != first and production_alias(mlflow_server_uri, project, model_env) == second
+
+    # The manual rollback job: production, its record and the alias are the first model's again.
+    back = gitlab_ci_local(
+        project, {**variables, "ROLLBACK_REASON": "p99 doubled"}, env, "rollback"
+    )
+    assert back.results.get("rollback") == "PASS", back.tail("rollback")
+    assert production_version(gitops, project, model_env) == first
+    assert production_alias(mlflow_server_uri, project, model_env) == first
+    assert (
+        'reason: "p99 doubled"'
+        in run(["git", "log", "-1", "--format=%B"], gitops, model_env).stdout
+    )
+
+    # And the pipeline promotes again after a rollback, judged against the first model.
+    set_c(project, model_env, "1.00")
+    later = gitlab_ci_local(project, variables, env, *production_jobs)
+    assert later.results.get("production") == "PASS", later.tail("production")
+    assert f"production v{first} scores" in later.tail("production")
+
+
+def set_c(project: Path, env: dict[str, str], value: str) -> None:
+    params = project / "params.yaml"
+    lines = [
+        f"    C: {value}" if line.strip().startswith("C:") else line
+        for line in params.read_text().splitlines()
+    ]
+    params.write_text("\n".join(lines) + "\n")
+    run(["git", "commit", "--quiet", "-am", f"C: {value}"], project, env)
+
+
+def production_version(gitops: Path, project: Path, env: dict[str, str]) -> str:
+    path = f"HEAD:envs/{project.name}/production/values.yaml"
+    return yaml.safe_load(run(["git", "show", path], gitops, env).stdout)["lineage"]["modelVersion"]
+
+
+def production_alias(tracking_uri: str, project: Path, env: dict[str, str]) -> str:
+    code = (
+        "import mlflow, sys\n"
+        f"client = mlflow.MlflowClient({tracking_uri!r})\n"
+        f"print(client.get_registered_model({project.name!r}).aliases['production'])\n"
+    )
+    return run([str(MODEL_VENV / "bin" / "python"), "-c", code], project, env).stdout.strip()
 
 
 @pytest.mark.slow

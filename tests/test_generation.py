@@ -75,12 +75,12 @@ COMMON_FILES = {
     *(
         f"deploy/{module}.py"
         for module in (
-            "__init__", "artifacts", "bento", "commands", "compare", "data_setup", "forge",
+            "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup", "forge",
             "gate", "image", "lineage", "model_registry", "naming", "params", "report",
             "reproduce", "sample_data", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
-            "gitops/gc", "gitops/repo", "gitops/teardown", "gitops/values",
+            "gitops/gc", "gitops/repo", "gitops/rollback", "gitops/teardown", "gitops/values",
         )
     ),
     "deploy/bench/post.lua", "deploy/values.schema.json", "deploy/values.yaml",
@@ -97,7 +97,9 @@ COMMON_FILES = {
 }  # fmt: skip
 CI_FILES = {
     "gitlab": {".gitlab-ci.yml"},
-    "github": {f".github/workflows/{name}" for name in ("ci.yml", "gc.yml", "teardown.yml")},
+    "github": {
+        f".github/workflows/{name}" for name in ("ci.yml", "gc.yml", "rollback.yml", "teardown.yml")
+    },
 }
 CI_FILES["both"] = CI_FILES["gitlab"] | CI_FILES["github"]
 
