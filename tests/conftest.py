@@ -46,8 +46,12 @@ def model_env() -> dict[str, str]:
         "UV_PROJECT_ENVIRONMENT": str(MODEL_VENV),
         "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv")),
     }
-    for leaked in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "GITOPS_REPO", "CI_COMMIT_REF_NAME"):
-        env.pop(leaked, None)
+    # What the template's own CI sets for the template repo must not reach the generated ones.
+    leaked = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "GITOPS_REPO", "CI_COMMIT_REF_NAME")
+    forge = ("CI_DEFAULT_BRANCH", "DEFAULT_BRANCH", "CI_COMMIT_SHA", "GITHUB_SHA")
+    branches = ("GITHUB_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_BASE_REF")
+    for name in (*leaked, *forge, *branches):
+        env.pop(name, None)
     return env
 
 

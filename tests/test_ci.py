@@ -446,6 +446,17 @@ def test_generated_repo_records_its_template(tmp_path, template_repo, model_env)
     assert state["commit"] == head, "hooks/post_gen_project.py must record the template commit"
 
 
+def test_cruft_check_names_a_template_path_the_runner_cannot_reach(tmp_path, model_env):
+    project = bake(tmp_path)
+    state = cruft_state(project)
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": "/nowhere/template"}))
+    result = run(["make", "cruft-check"], project, model_env)
+    assert result.stdout.strip() == (
+        "cruft-check: the template is the local path /nowhere/template, unreachable from here; "
+        "record its git URL with 'cruft link <url>'"
+    )
+
+
 def test_cruft_update_brings_template_changes_and_keeps_user_code(
     tmp_path, template_repo, model_env
 ):

@@ -126,6 +126,15 @@ def test_deploy_writes_values_into_the_default_local_repo(project, tmp_path):
         assert link in out
 
 
+def test_the_forge_default_branch_decides_production(project):
+    """CI's own default branch wins over pyproject's, so pipeline rules and deploys agree."""
+    assert (
+        ok(gitops(project, "env-name", "trunk", CI_DEFAULT_BRANCH="trunk")).strip() == "production"
+    )
+    assert ok(gitops(project, "env-name", "main", DEFAULT_BRANCH="trunk")).strip() == "main"
+    assert ok(gitops(project, "env-name", "main")).strip() == "production"  # pyproject's
+
+
 def test_in_ci_the_embedded_default_repo_is_refused(project, tmp_path):
     """A runner's ../gitops.git would be a throwaway repo: deploys there would be green while no
     Argo CD ever sees them (and the production gate would find no baseline)."""

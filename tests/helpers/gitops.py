@@ -15,6 +15,8 @@ PROJECT = "breast-cancer-classifier"
 # Variables the CLI reads; scrubbed so the tests behave the same inside and outside CI.
 SCRUBBED = (
     "CI",  # the template's own CI: the deploy tool refuses its embedded default there
+    "CI_DEFAULT_BRANCH",
+    "DEFAULT_BRANCH",
     "DEPLOY_BRANCH",
     "CI_COMMIT_REF_NAME",
     "GITHUB_HEAD_REF",

@@ -65,7 +65,13 @@ def load_settings(
     return Settings(
         root=root,
         project=project or env.get("MLOPS_PROJECT") or name,
-        default_branch=default_branch or mlops.get("default-branch") or "main",
+        # In CI the forge's own setting, so that its pipeline rules and the deploy tool agree
+        # (GitHub has no such variable: the workflows set DEFAULT_BRANCH from the repository).
+        default_branch=default_branch
+        or env.get("CI_DEFAULT_BRANCH")
+        or env.get("DEFAULT_BRANCH")
+        or mlops.get("default-branch")
+        or "main",
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or mlops.get("mlflow-tracking-uri", ""),
         image_repository=env.get("IMAGE_REPOSITORY") or mlops.get("image-repository", ""),
         gitops_repo=repo,
