@@ -26,7 +26,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
-from {{ cookiecutter.__package }}.serving.api import MODEL_FILE, SCHEMA_FILE, ModelLineage
+from {{ cookiecutter.__package }}.serving.api import CARD_FILE, MODEL_FILE, SCHEMA_FILE, ModelLineage
 
 from .artifacts import BentoRecord, TrainRecord
 from .commands import current_branch
@@ -55,20 +55,29 @@ def model_alias(settings: Settings) -> str:
 
 
 def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, ModelLineage]:
-    """The scikit-learn model behind `<project>@<alias>`, its lineage, and its schema.json."""
+    """The scikit-learn model behind `<project>@<alias>` and its lineage; its schema.json and
+    model card go into `into`."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
     version = client.get_model_version_by_alias(settings.project, alias)
     run = client.get_run(version.run_id)
     model = mlflow.sklearn.load_model(f"models:/{settings.project}@{alias}")
-    mlflow.artifacts.download_artifacts(
-        run_id=version.run_id, artifact_path=SCHEMA_FILE, dst_path=str(into)
-    )
+    for name in (SCHEMA_FILE, CARD_FILE):
+        try:
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=name, dst_path=str(into)
+            )
+        except (OSError, MlflowException):
+            raise ProjectError(
+                f"MLflow run {version.run_id} ({settings.project}@{alias}) has no {name}; "
+                "run `make train`"
+            ) from None
     tags = run.data.tags
     lineage = ModelLineage(
         model_name=settings.project,
@@ -110,8 +119,8 @@ def labels_of(lineage: ModelLineage) -> dict[str, str]:
     return lineage.model_dump(exclude={"mlflow_tracking_uri"})
 
 
-def save_model(project: str, model: Any, lineage: ModelLineage, schema: Path) -> str:
-    """Put the model and its schema into the BentoML store; returns the model tag."""
+def save_model(project: str, model: Any, lineage: ModelLineage, files: Path) -> str:
+    """Put the model, its schema and its card into the BentoML store; returns the model tag."""
     import bentoml
 
     with bentoml.models.create(
@@ -119,7 +128,8 @@ def save_model(project: str, model: Any, lineage: ModelLineage, schema: Path) ->
     ) as stored:
         with open(stored.path_of(MODEL_FILE), "wb") as file:
             pickle.dump(model, file, protocol=pickle.HIGHEST_PROTOCOL)
-        shutil.copyfile(schema, stored.path_of(SCHEMA_FILE))
+        for name in (SCHEMA_FILE, CARD_FILE):
+            shutil.copyfile(files / name, stored.path_of(name))
     return str(stored.tag)
 
 
@@ -137,7 +147,7 @@ def bento(settings: Settings) -> None:
     alias = model_alias(settings)
     with tempfile.TemporaryDirectory() as scratch:
         model, lineage = fetch_model(settings, alias, Path(scratch))
-        model_tag = save_model(settings.project, model, lineage, Path(scratch) / SCHEMA_FILE)
+        model_tag = save_model(settings.project, model, lineage, Path(scratch))
     built = build_bento(settings.root, lineage)
     BentoRecord(
         tag=str(built.tag), path=built.path, bento_model=model_tag, **lineage.model_dump()

@@ -11,6 +11,9 @@ import sys
 from typing import Any
 
 import bentoml
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from .serving import api, runtime
 from .serving.fastpath import model_input
@@ -70,3 +73,15 @@ class Model:
 
 
 Model.add_asgi_middleware(RequestGuard, max_bytes=runtime.MAX_BODY_BYTES)
+
+# GET /model-card: the model card packaged with the model (Markdown), read-only.
+CARD = api.load_card(MODEL)
+
+
+async def model_card(request: Any) -> PlainTextResponse:
+    return PlainTextResponse(CARD)  # text/plain: a browser shows it, a client reads Markdown
+
+
+Model.mount_asgi_app(
+    Starlette(routes=[Route("/", model_card, methods=["GET"])]), path="/model-card"
+)
