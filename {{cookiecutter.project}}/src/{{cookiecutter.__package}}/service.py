@@ -74,14 +74,13 @@ class Model:
 
 Model.add_asgi_middleware(RequestGuard, max_bytes=runtime.MAX_BODY_BYTES)
 
-# GET /model-card: the model card packaged with the model (Markdown), read-only.
-CARD = api.load_card(MODEL)
-
 
 async def model_card(request: Any) -> PlainTextResponse:
-    return PlainTextResponse(CARD)  # text/plain: a browser shows it, a client reads Markdown
+    """GET /model-card: the model card packaged with the model (Markdown), read-only."""
+    return PlainTextResponse(api.load_card(MODEL))  # text/plain: a browser shows it as it is
 
 
+# BentoML mounts it passively: only /model-card reaches it, every other path stays the service's.
 Model.mount_asgi_app(
-    Starlette(routes=[Route("/", model_card, methods=["GET"])]), path="/model-card"
+    Starlette(routes=[Route("/model-card", model_card, methods=["GET"])]), path="/"
 )
