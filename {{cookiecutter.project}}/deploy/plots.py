@@ -87,15 +87,23 @@ def read_plot(text: str | None, columns: tuple[str, str], numeric: bool) -> pd.D
 
 def draw_roc(ax, mine: pd.DataFrame, theirs: pd.DataFrame | None, labels: tuple[str, str]) -> None:
     ax.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=1)
-    for frame, label, colour in ((mine, labels[0], THIS), (theirs, labels[1], TARGET)):
+    # The target dashed and under this change, so that equal curves still show both.
+    sides = ((theirs, labels[1], TARGET, "--"), (mine, labels[0], THIS, "-"))
+    for frame, label, colour, style in sides:
         if frame is not None:
             x, y = frame.columns
             area = float(np.trapezoid(frame[y], frame[x]))
             ax.plot(
-                frame[x], frame[y], color=colour, linewidth=2, label=f"{label} (AUC {area:.3f})"
+                frame[x],
+                frame[y],
+                style,
+                color=colour,
+                linewidth=2,
+                label=f"{label} (AUC {area:.3f})",
             )
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(loc="lower right")
+    handles, names = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], names[::-1], loc="lower right")  # this change first
 
 
 def confusion(frame: pd.DataFrame, classes: list[str]) -> np.ndarray:
