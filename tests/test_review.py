@@ -48,5 +48,5 @@ def test_the_note_shows_its_pictures_in_a_browser(note: Path) -> None:
     assert card.startswith("# Model card: ") and "champion (production, version 1)" in card
 
     shot = ARTIFACTS / "review" / "report-note.png"
-    width, height = screenshot(page, shot, 980, 2900)
-    assert (width, height) == (980, 2900) and shot.stat().st_size > 50_000
+    width, height = screenshot(page, shot, 980, 2400)
+    assert (width, height) == (980, 2400) and shot.stat().st_size > 50_000
