@@ -175,13 +175,14 @@ def publish(target: Target, files: list[Path], upload: Upload) -> Files:
         where = run_url()
         run = f"[this workflow run]({where})" if where else "this workflow run"
         return Files({}, f"in the artifact `{REPORT_ARTIFACT}` of {run}")
-    urls, failed = {}, []
+    urls, failures = {}, set()
     for path in files:
         try:
             urls[path.name] = upload(target.uploads_url, target.headers, path)["url"]
         except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as error:
-            failed.append(f"`{path.name}` ({type(error).__name__})")
-    return Files(urls, f"not uploaded: {', '.join(failed)}" if failed else "")
+            failures.add(type(error).__name__)
+    failed = ", ".join(sorted(failures))
+    return Files(urls, f"not uploaded ({failed}; the job's artifacts keep them)" if failed else "")
 
 
 def post(

@@ -152,8 +152,8 @@ def importances(model) -> tuple[str, pd.Series] | None:
     features, so comparable); None for an estimator with neither (e.g. gradient boosting)."""
     estimator = model[-1]
     try:
-        names = model[:-1].get_feature_names_out()
-    except (AttributeError, ValueError):
+        names = model[-2].get_feature_names_out()  # the columns the estimator sees
+    except (AttributeError, ValueError, IndexError, TypeError):
         return None
     if hasattr(estimator, "feature_importances_"):
         kind, values = "feature importance", np.asarray(estimator.feature_importances_)

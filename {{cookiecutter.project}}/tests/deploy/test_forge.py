@@ -220,7 +220,8 @@ def test_a_failed_upload_is_named_and_the_note_still_posts(monkeypatch, server, 
     server.failing_uploads.add("roc.png")
     assert forge.post(note, files) == "report: note created"
     body = server.notes[-1]["body"]
-    assert "not uploaded: `roc.png` (HTTPError)" in body
+    assert "not uploaded (HTTPError; the job's artifacts keep them)" in body
+    assert "roc.png]" not in body
     assert "model_card.md](/uploads/" in body
 
 
