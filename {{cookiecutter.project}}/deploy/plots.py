@@ -35,6 +35,7 @@ PLOT_FILES = {
     "regression": ("residuals.csv",),
 }
 TOP_FEATURES = 15
+MAX_CLASSES = 30  # a confusion matrix beyond this is unreadable (and a sign of a wrong file)
 THIS, TARGET = "#1f77b4", "#ff7f0e"  # matplotlib's first two colours, one per side
 
 
@@ -223,6 +224,12 @@ def render(root: Path, target_ref: str | None, target_label: str, task: str) -> 
             else:
                 sides = [(mine, labels[0])] + ([(theirs, labels[1])] if theirs is not None else [])
                 classes = sorted(set().union(*(set(f.to_numpy().ravel()) for f, _ in sides)))
+                if len(classes) > MAX_CLASSES:
+                    result.problems.append(
+                        f"`{PLOTS_DIR / name}`: {len(classes)} classes, more than the "
+                        f"{MAX_CLASSES} a confusion matrix can show"
+                    )
+                    continue
                 figure, axes = plt.subplots(
                     1, len(sides), figsize=(4.5 * len(sides), 4), squeeze=False
                 )

@@ -147,6 +147,9 @@ def gather(root: Path) -> Facts:
         card = model_card.write(root) is not None
     except ProjectError:
         card = False
+    built = (
+        f"`{cell(image.reference)}`" if image else f"_not built in this pipeline_{image_problem}"
+    )
     return Facts(
         project=settings.project,
         env=env,
@@ -159,9 +162,7 @@ def gather(root: Path) -> Facts:
         pictures=plots.render(root, ref, target, task_of(root)),
         card=card,
         run=trained.run_url if trained else f"_not logged (run `make train`)_{train_problem}",
-        image=f"`{cell(image.reference)}`"
-        if image
-        else f"_not built in this pipeline_{image_problem}",
+        image=built,
         reproduced=reproduced,
     )
 

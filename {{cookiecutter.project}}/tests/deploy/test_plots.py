@@ -95,3 +95,15 @@ def test_missing_and_malformed_plot_files_are_named_not_raised(trained) -> None:
         "`metrics/plots/confusion_matrix.csv`: missing",
         "`models/model.pkl`: not readable (UnpicklingError), so no feature importances",
     ]
+
+
+@pytest.mark.parametrize("workspace", ["classification"], indirect=True)
+def test_a_confusion_matrix_of_too_many_classes_is_refused(trained) -> None:
+    root, task = trained
+    rows = "".join(f"c{i},c{i}\n" for i in range(plots.MAX_CLASSES + 1))
+    (root / "metrics/plots/confusion_matrix.csv").write_text("actual,predicted\n" + rows)
+    result = plots.render(root, None, "main", task)
+    assert drawn(root, result) == ["roc.png", "importances.png"]
+    assert result.problems == [
+        "`metrics/plots/confusion_matrix.csv`: 31 classes, more than the 30 a confusion matrix can show"
+    ]
