@@ -1184,3 +1184,7 @@ def test_gitlab_reproduce_and_later_jobs_run_from_declared_artifacts_alone(
     run(["make", "setup"], later, model_env)
     assert _run_tag(later, "reproducible") == ["true"]
     assert json.loads((later / "build" / "reproduce.json").read_text())["verdict"] == "pass"
+    # The model card travels too: its record, and the run's card with the verdict in the store.
+    assert (later / "build" / "model_card.json").is_file()
+    cards = [path.read_text() for path in later.glob("ml*/**/model_card.md")]
+    assert cards and all("✅ **PASS**" in card for card in cards), cards

@@ -7,12 +7,13 @@ model_card.md, packaged in the Bento and served at GET /model-card.
 test metrics beside the champion's, i.e. the production model's then); each later step renders
 the card again with what it adds (`make reproduce` the verdict, `make image` the digest) and logs
 it to the run again. The team's own words, intended use and limitations, come from
-docs/model-use.md, which the card quotes as it is.
+docs/model-use.md, which the card quotes (its HTML comments left out).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections import Counter
@@ -201,6 +202,7 @@ def render_from_records(root: Path) -> str | None:
         return None
     team = root / TEAM_FILE
     team_text = team.read_text(encoding="utf-8") if team.is_file() else TEAM_PLACEHOLDER
+    team_text = re.sub(r"<!--.*?-->\s*", "", team_text, flags=re.DOTALL)  # notes to the team
     return render(
         card,
         TrainRecord.read(root),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from deploy import model_card
 from deploy.artifacts import ImageRecord, ModelCardRecord, ReproduceRecord, TrainRecord
 
@@ -92,3 +94,15 @@ def test_a_regression_card_describes_the_target_range() -> None:
     text = model_card.render(card, None, None, None, "")
     assert "| target balance | mean 150.5, std 75.25, range 25 to 346 |" in text
     assert text.startswith("# Model card: run-2\n")
+
+
+def test_the_card_quotes_the_teams_file_without_its_comments(tmp_path: Path) -> None:
+    assert model_card.render_from_records(tmp_path) is None  # before any training
+    CARD.write(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / model_card.TEAM_FILE).write_text(
+        "<!-- a note\nto the team -->\n## Intended use\n\nTriage only.\n", encoding="utf-8"
+    )
+    text = model_card.render_from_records(tmp_path)
+    assert text.endswith("## Intended use\n\nTriage only.\n")
+    assert "<!--" not in text
