@@ -152,6 +152,7 @@ class ReproduceRecord(Record):
     tolerance: float
     strict: bool
     verdict: str  # pass | fail
+    model_sha256: str = ""  # the model file the verdict is about (training may precede a commit)
     failures: list[str]
     checks: list[dict[str, Any]] = field(default_factory=list)
     max_abs_diff: float | str | None = None  # "inf" when a value is missing on one side

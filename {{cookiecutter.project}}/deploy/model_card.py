@@ -125,10 +125,9 @@ def metrics_table(card: ModelCardRecord) -> str:
     return table(("metric (test split)", "this version", header), rows)
 
 
-def reproducibility(
-    card: ModelCardRecord, trained: TrainRecord | None, checked: ReproduceRecord | None
-) -> str:
-    if checked is None or trained is None or checked.commit != trained.git_commit:
+def reproducibility(trained: TrainRecord | None, checked: ReproduceRecord | None) -> str:
+    model = trained.identity.get("model_sha256") if trained else None
+    if checked is None or not model or checked.model_sha256 != model:
         return "_Not checked yet (`make reproduce`)._\n"
     icon = {"pass": "✅", "fail": "❌"}.get(checked.verdict, "❔")
     failures = "".join(f"- {cell(failure)}\n" for failure in checked.failures)
@@ -187,7 +186,7 @@ def render(
         f"## Metrics (primary: `{cell(card.primary_metric)}`)",
         metrics_table(card),
         "## Reproducibility",
-        reproducibility(card, ours, checked),
+        reproducibility(ours, checked),
         "## Lineage",
         table(("", ""), lineage),
         team_text.strip(),

@@ -185,7 +185,13 @@ def main() -> None:
     root = settings.root
     params = load_pipeline_params(root).reproduce
     commit = run_command(["git", "rev-parse", "--verify", "HEAD"], root).strip()
-    base = {"commit": commit, "tolerance": params.tolerance, "strict": params.strict}
+    model = root / MODEL_FILE
+    base = {
+        "commit": commit,
+        "tolerance": params.tolerance,
+        "strict": params.strict,
+        "model_sha256": sha256_file(model) if model.is_file() else "",
+    }
     try:
         check_workspace_matches_lock(root)
         lock = yaml.safe_load((root / LOCK_FILE).read_text(encoding="utf-8")) or {}

@@ -37,9 +37,16 @@ TRAINED = TrainRecord(
     experiment_id="1",
     run_url="http://mlflow.example/#/experiments/1/runs/run-2",
     metrics={"accuracy": 0.9},
-    identity={},
+    identity={"model_sha256": "m" * 64},
 )
-CHECKED = ReproduceRecord(commit="c" * 40, tolerance=0.0, strict=True, verdict="pass", failures=[])
+CHECKED = ReproduceRecord(
+    commit="d" * 40,  # trained before the commit: the model file decides
+    tolerance=0.0,
+    strict=True,
+    verdict="pass",
+    failures=[],
+    model_sha256="m" * 64,
+)
 IMAGE = ImageRecord(
     repository="r/model", tag="cccccccc", digest="sha256:" + "1" * 64, mlflow_run_id="run-2"
 )
@@ -71,9 +78,9 @@ def test_the_card_holds_data_training_metrics_verdict_lineage_and_the_teams_word
 
 
 def test_records_of_another_model_are_not_quoted() -> None:
-    """A verdict of another commit, an image of another run: the card says not yet."""
+    """A verdict on another model file, an image of another run: the card says not yet."""
     other_commit = ReproduceRecord(
-        commit="d" * 40, tolerance=0.0, strict=True, verdict="pass", failures=[]
+        commit="c" * 40, tolerance=0.0, strict=True, verdict="pass", failures=[], model_sha256="x"
     )
     other_image = ImageRecord(
         repository="r/model", tag="x", digest="sha256:2", mlflow_run_id="run-1"
