@@ -1184,7 +1184,11 @@ def test_gitlab_reproduce_and_later_jobs_run_from_declared_artifacts_alone(
     run(["make", "setup"], later, model_env)
     assert _run_tag(later, "reproducible") == ["true"]
     assert json.loads((later / "build" / "reproduce.json").read_text())["verdict"] == "pass"
-    # The model card travels too: its record, and the run's card with the verdict in the store.
-    assert (later / "build" / "model_card.json").is_file()
-    cards = [path.read_text() for path in later.glob("ml*/**/model_card.md")]
-    assert cards and all("✅ **PASS**" in card for card in cards), cards
+    # The model card's records travel too: rendered in the later job, it has the verdict. (The
+    # embedded store keeps artifacts at absolute paths, the same directory in every CI job but not
+    # in these clones, so the card reproduce logged is not looked for in the copied store.)
+    python = str(MODEL_VENV / "bin" / "python")
+    pythonpath = {**model_env, "PYTHONPATH": f"{later / 'src'}:{later}"}
+    run([python, "-m", "deploy.model_card"], later, pythonpath)
+    card = (later / "build" / "model_card.md").read_text()
+    assert "## Reproducibility\n✅ **PASS**" in card, card
