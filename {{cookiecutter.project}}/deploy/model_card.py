@@ -22,7 +22,6 @@ from typing import Any
 
 from {{ cookiecutter.__package }}.atomic import write_text
 from {{ cookiecutter.__package }}.errors import ProjectError, run
-from {{ cookiecutter.__package }}.serving.api import CARD_FILE as CARD_ARTIFACT
 
 from .artifacts import BUILD, ImageRecord, ModelCardRecord, ReproduceRecord, TrainRecord
 from .markdown import cell, table
@@ -227,9 +226,11 @@ def log(root: Path, tracking_uri: str) -> str:
         card = ModelCardRecord.read(root)
         if text is None or card is None:
             return "model card: none yet (run `make train`)"
-        from mlflow import MlflowClient  # slow import: only when there is a card to log
+        from mlflow import MlflowClient  # slow imports: only when there is a card to log
 
-        MlflowClient(tracking_uri=tracking_uri).log_text(card.mlflow_run_id, text, CARD_ARTIFACT)
+        from {{ cookiecutter.__package }}.serving.api import CARD_FILE
+
+        MlflowClient(tracking_uri=tracking_uri).log_text(card.mlflow_run_id, text, CARD_FILE)
         return f"model card: {CARD_FILE}, logged to run {card.mlflow_run_id}"
     except Exception as error:  # noqa: BLE001 - see docstring
         return f"model card: not logged ({type(error).__name__}: {str(error).splitlines()[0]})"

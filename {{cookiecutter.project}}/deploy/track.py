@@ -132,6 +132,8 @@ def main() -> None:
     import mlflow
     from mlflow import MlflowClient
 
+    from {{ cookiecutter.__package }}.serving.api import CARD_FILE
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
@@ -164,11 +166,11 @@ def main() -> None:
     record.write(settings.root)
     model_card.collect(settings.root, run_id, champion).write(settings.root)
     text = model_card.write(settings.root) or ""
-    client.log_text(run_id, text, model_card.CARD_ARTIFACT)
+    client.log_text(run_id, text, CARD_FILE)
     state = "found" if logged else "logged"
     print(f"mlflow: {state} run {run_id}, model {settings.project} version {version} ({alias})")
     print(f"mlflow: {record.run_url}")
-    print(f"model card: {model_card.CARD_FILE}, logged to the run as {model_card.CARD_ARTIFACT}")
+    print(f"model card: {model_card.CARD_FILE}, logged to the run as {CARD_FILE}")
 
 
 if __name__ == "__main__":
