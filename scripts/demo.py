@@ -199,6 +199,11 @@ def main() -> None:
     step("merge request report", ["make", "report"], project, env)
     banner("the merge request note (build/report.md)")
     print((project / "build/report.md").read_text())
+    # A terminal shows no pictures: say where the note's files are (a forge shows them inline).
+    for path in sorted((project / "build/report").glob("*.png")) + [
+        project / "build/model_card.md"
+    ]:
+        print(f"  {path.relative_to(DEMO)}")
     branch_deploy = dotenv(project / "build/deploy.env")
     banner(f"what Argo CD would apply (serving mode: {SERVING_MODE})")
     render_gitops(gitops)

@@ -99,6 +99,22 @@ def test_generated_github_workflows_are_valid_and_clean(generated):
     assert findings == [], describe(findings)
 
 
+def test_the_github_note_job_keeps_the_files_its_comment_names(generated):
+    """GitHub has no upload API for comments: the comment names the artifact the job uploads."""
+    provider, project = generated
+    if provider == "gitlab":
+        pytest.skip("no workflows for ci_provider=gitlab")
+    steps = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())["jobs"]["note"]
+    upload = next(s for s in steps["steps"] if s.get("uses", "").startswith("actions/upload-art"))
+    forge = (project / "deploy" / "forge.py").read_text()
+    assert f'REPORT_ARTIFACT = "{upload["with"]["name"]}"' in forge
+    assert upload["with"]["path"].split() == [
+        "build/report.md",
+        "build/report/",
+        "build/model_card.md",
+    ]
+
+
 def test_template_ci_files_are_valid():
     assert schema_errors([TEMPLATE / ".gitlab-ci.yml"], "vendor.gitlab-ci", TEMPLATE) == ""
     workflows = sorted((TEMPLATE / ".github" / "workflows").glob("*.yml"))
@@ -1240,3 +1256,11 @@ def test_gitlab_reproduce_and_later_jobs_run_from_declared_artifacts_alone(
     run(["make", "setup"], later, model_env)
     assert _run_tag(later, "reproducible") == ["true"]
     assert json.loads((later / "build" / "reproduce.json").read_text())["verdict"] == "pass"
+    # The model card's records travel too: rendered in the later job, it has the verdict. (The
+    # embedded store keeps artifacts at absolute paths, the same directory in every CI job but not
+    # in these clones, so the card reproduce logged is not looked for in the copied store.)
+    python = str(MODEL_VENV / "bin" / "python")
+    pythonpath = {**model_env, "PYTHONPATH": f"{later / 'src'}:{later}"}
+    run([python, "-m", "deploy.model_card"], later, pythonpath)
+    card = (later / "build" / "model_card.md").read_text()
+    assert "## Reproducibility\n✅ **PASS**" in card, card

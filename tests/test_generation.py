@@ -60,7 +60,7 @@ COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
     ".python-version", "Containerfile", "Makefile", "README.md", "bentofile.yaml",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
-    "docs/image.md", "docs/serving.md",
+    "docs/image.md", "docs/model-use.md", "docs/serving.md",
     # The model package: the data scientist's.
     *(
         f"src/{{package}}/{module}.py"
@@ -76,8 +76,8 @@ COMMON_FILES = {
         f"deploy/{module}.py"
         for module in (
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup", "forge",
-            "gate", "image", "lineage", "model_registry", "naming", "params", "report",
-            "reproduce", "sample_data", "settings", "track", "urls",
+            "gate", "image", "lineage", "markdown", "model_card", "model_registry", "naming",
+            "params", "plots", "report", "reproduce", "sample_data", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
             "gitops/gc", "gitops/repo", "gitops/rollback", "gitops/teardown", "gitops/values",
@@ -89,8 +89,9 @@ COMMON_FILES = {
         for module in (
             "conftest", "test_architecture",
             "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
-            "deploy/test_artifacts", "deploy/test_gate", "deploy/test_naming", "deploy/test_params",
-            "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
+            "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
+            "deploy/test_model_card", "deploy/test_naming", "deploy/test_params",
+            "deploy/test_plots", "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
             "deploy/test_tracking", "deploy/test_values",
         )
     ),
@@ -209,6 +210,7 @@ TOOLKIT_UNIT_TESTS = (
     "tests/test_architecture.py",
     "tests/deploy/test_naming.py",
     "tests/deploy/test_gate.py",
+    "tests/deploy/test_forge.py",
     "tests/deploy/test_values.py",
 )
 

@@ -202,6 +202,18 @@ def test_metadata_matches_mlflow(server: str, reference: dict[str, Any]) -> None
         assert answer[key] == value, key
 
 
+def test_the_model_card_is_served_read_only(server: str, reference: dict[str, Any]) -> None:
+    """GET /model-card: the card `make train` logged with the run, packaged in the Bento."""
+    lineage = reference["lineage"]
+    with urllib.request.urlopen(f"{server}/model-card", timeout=5) as response:
+        assert response.headers.get_content_type() == "text/plain"
+        card = response.read().decode()
+    name = f"# Model card: {lineage['model_name']} version {lineage['model_version']}\n"
+    assert card.startswith(name) and lineage["mlflow_run_id"] in card
+    assert "## Intended use" in card and "## Limitations" in card
+    assert post(f"{server}/model-card", b"")[0] == 405
+
+
 def test_workers_serve_through_the_numpy_fast_path(
     server: str, bento_project: tuple[Path, dict[str, str]]
 ) -> None:

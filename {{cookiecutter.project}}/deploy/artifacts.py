@@ -4,6 +4,7 @@ One class per file and one spelling per field. A record from another version of 
 edited by hand into another shape, is refused with the file's name, never trusted silently.
 
     build/lineage.json    make train       the MLflow run and registered model version
+    build/model_card.json make train       what the model card says of the data and training
     build/bento.json      make bento       the Bento and the model it packages
     build/image.json      make image       the pushed image and the model inside
     build/reproduce.json  make reproduce   the reproducibility verdict
@@ -85,6 +86,34 @@ class TrainRecord(Record, ModelRef):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelCardRecord(Record):
+    """The facts of the model card known at training time (deploy/model_card.py renders them
+    with the later records: reproducibility verdict, image)."""
+
+    FILE = "model_card.json"
+    MADE_BY = "make train"
+
+    mlflow_run_id: str  # the run this card describes
+    data_source: str
+    data_md5: str
+    task: str
+    target: str
+    features: list[str]
+    rows: dict[str, int]  # split -> rows
+    # classification: class -> rows (both splits); regression: mean, std, min, max of the target
+    target_balance: dict[str, float]
+    estimator: str  # params.yaml train.model
+    estimator_class: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    split_seed: int
+    primary_metric: str
+    metrics: dict[str, float]  # on the test split
+    # The production model when this one was trained: model_version, mlflow_run_id, metrics.
+    champion: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class BentoRecord(Record, ModelRef):
     FILE = "bento.json"
     MADE_BY = "make bento"
@@ -123,6 +152,7 @@ class ReproduceRecord(Record):
     tolerance: float
     strict: bool
     verdict: str  # pass | fail
+    model_sha256: str = ""  # the model file the verdict is about (training may precede a commit)
     failures: list[str]
     checks: list[dict[str, Any]] = field(default_factory=list)
     max_abs_diff: float | str | None = None  # "inf" when a value is missing on one side

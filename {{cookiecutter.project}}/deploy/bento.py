@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 from packaging.requirements import Requirement
 
-from {{ cookiecutter.__package }}.errors import run
-from {{ cookiecutter.__package }}.serving.api import MODEL_FILE, SCHEMA_FILE, ModelLineage
+from {{ cookiecutter.__package }}.errors import ProjectError, run
+from {{ cookiecutter.__package }}.serving.api import CARD_FILE, MODEL_FILE, SCHEMA_FILE, ModelLineage
 
 from .artifacts import BentoRecord, TrainRecord
 from .settings import Settings, load_settings
@@ -40,21 +40,30 @@ def bentoml_home(project: str) -> Path:
 
 
 def fetch_model(settings: Settings, trained: TrainRecord, into: Path) -> tuple[Any, ModelLineage]:
-    """The scikit-learn model of the version `make train` registered, its lineage, and its
-    schema.json. By version, not by alias: another pipeline may have moved the alias since."""
+    """The scikit-learn model of the version `make train` registered and its lineage; its
+    schema.json and model card go into `into`. By version, not by alias: another pipeline may
+    have moved the alias since."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
     version = client.get_model_version(settings.project, trained.model_version)
     run = client.get_run(version.run_id)
     model = mlflow.sklearn.load_model(f"models:/{settings.project}/{version.version}")
-    mlflow.artifacts.download_artifacts(
-        run_id=version.run_id, artifact_path=SCHEMA_FILE, dst_path=str(into)
-    )
+    for name in (SCHEMA_FILE, CARD_FILE):
+        try:
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=name, dst_path=str(into)
+            )
+        except (OSError, MlflowException):
+            raise ProjectError(
+                f"MLflow run {version.run_id} ({settings.project} version {version.version}) "
+                f"has no {name}; run `make train`"
+            ) from None
     tags = run.data.tags
     lineage = ModelLineage(
         model_name=settings.project,
@@ -96,8 +105,8 @@ def labels_of(lineage: ModelLineage) -> dict[str, str]:
     return lineage.model_dump(exclude={"mlflow_tracking_uri"})
 
 
-def save_model(project: str, model: Any, lineage: ModelLineage, schema: Path) -> str:
-    """Put the model and its schema into the BentoML store; returns the model tag."""
+def save_model(project: str, model: Any, lineage: ModelLineage, files: Path) -> str:
+    """Put the model, its schema and its card into the BentoML store; returns the model tag."""
     import bentoml
 
     with bentoml.models.create(
@@ -105,7 +114,8 @@ def save_model(project: str, model: Any, lineage: ModelLineage, schema: Path) ->
     ) as stored:
         with open(stored.path_of(MODEL_FILE), "wb") as file:
             pickle.dump(model, file, protocol=pickle.HIGHEST_PROTOCOL)
-        shutil.copyfile(schema, stored.path_of(SCHEMA_FILE))
+        for name in (SCHEMA_FILE, CARD_FILE):
+            shutil.copyfile(files / name, stored.path_of(name))
     return str(stored.tag)
 
 
@@ -123,7 +133,7 @@ def bento(settings: Settings) -> None:
     trained = TrainRecord.require(settings.root)
     with tempfile.TemporaryDirectory() as scratch:
         model, lineage = fetch_model(settings, trained, Path(scratch))
-        model_tag = save_model(settings.project, model, lineage, Path(scratch) / SCHEMA_FILE)
+        model_tag = save_model(settings.project, model, lineage, Path(scratch))
     built = build_bento(settings.root, lineage)
     BentoRecord(
         tag=str(built.tag), path=built.path, bento_model=model_tag, **lineage.model_dump()

@@ -25,6 +25,7 @@ import yaml
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 
+from . import model_card
 from .artifacts import BentoRecord, ImageRecord
 from .commands import git_output, head_commit
 from .settings import load_settings
@@ -254,6 +255,7 @@ def main() -> None:
     )
     record.write(root)
     print(f"{image} is {record.reference} (build/image.json)")
+    print(model_card.log(root, settings.mlflow_tracking_uri))  # the card gains the digest
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ of HEAD, the raw data checked out by DVC from the workspace's cache, then an emp
 cache, so neither cached outputs nor the run-cache can stand in for training. Predictions on the
 frozen test split and every metric must agree within `reproduce.tolerance`; the model file must
 be byte-identical when `reproduce.strict` is set (deploy/compare.py). The verdict goes to the
-terminal, to build/reproduce.json (a CI artifact) and onto the MLflow run of build/lineage.json.
+terminal, to build/reproduce.json (a CI artifact), onto the MLflow run of build/lineage.json, and
+into the model card.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.paths import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE
 
+from . import model_card
 from .artifacts import ReproduceRecord, TrainRecord
 from .commands import dvc, run_command
 from .compare import (
@@ -183,7 +185,13 @@ def main() -> None:
     root = settings.root
     params = load_pipeline_params(root).reproduce
     commit = run_command(["git", "rev-parse", "--verify", "HEAD"], root).strip()
-    base = {"commit": commit, "tolerance": params.tolerance, "strict": params.strict}
+    model = root / MODEL_FILE
+    base = {
+        "commit": commit,
+        "tolerance": params.tolerance,
+        "strict": params.strict,
+        "model_sha256": sha256_file(model) if model.is_file() else "",
+    }
     try:
         check_workspace_matches_lock(root)
         lock = yaml.safe_load((root / LOCK_FILE).read_text(encoding="utf-8")) or {}
@@ -211,6 +219,7 @@ def main() -> None:
     ).write(root)
     print(table(checks))
     print(tag_lineage_run(root, settings.mlflow_tracking_uri, not failures, worst))
+    print(model_card.log(root, settings.mlflow_tracking_uri))  # the card gains the verdict
     print(
         f"reproduce: {verdict.upper()} (max abs diff {worst:.3g}; report {ReproduceRecord.location()})"
     )

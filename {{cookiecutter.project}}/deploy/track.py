@@ -3,7 +3,7 @@ the project name. Idempotent: an unchanged model is not logged twice. Aliases ar
 the environment's alias moves when the deploy has put the version there (deploy/gitops).
 
 Runs after `dvc repro` in `make train` (`python -m deploy.track`); writes build/lineage.json
-for the later pipeline steps.
+for the later pipeline steps, and the model card (deploy/model_card.py), also logged to the run.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from {{ cookiecutter.__package }}.paths import (
     TEST_FILE,
 )
 
-from . import lineage
-from .artifacts import TrainRecord
+from . import lineage, model_card
+from .artifacts import ModelCardRecord, TrainRecord
 from .naming import env_name, mlflow_alias
 from .settings import load_settings
 from .urls import redact
@@ -115,12 +115,15 @@ def main() -> None:
     # Nothing changed since the last logging: answer without importing MLflow (seconds saved).
     try:
         recorded = TrainRecord.read(settings.root)
+        card = ModelCardRecord.read(settings.root)
     except ProjectError:
-        recorded = None  # another version's record: log again, which rewrites it
+        recorded = card = None  # another version's record: log again, which rewrites it
     if (
         recorded
         and recorded.mlflow_tracking_uri == redact(settings.mlflow_tracking_uri)
         and recorded.identity == identity
+        and card
+        and card.mlflow_run_id == recorded.mlflow_run_id
     ):
         print(
             f"mlflow: unchanged, run {recorded.mlflow_run_id} model version {recorded.model_version}"
@@ -130,6 +133,8 @@ def main() -> None:
     import mlflow
     from mlflow import MlflowClient
 
+    from {{ cookiecutter.__package }}.serving.api import CARD_FILE
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
@@ -138,6 +143,8 @@ def main() -> None:
     logged = find_logged_run(client, experiment_id, tags)
     run_id = logged.info.run_id if logged else log_new_run(experiment_id, settings.project, tags)
     version = model_version_of(client, settings.project, run_id)
+    # The champion is production's model before this training moves any alias.
+    champion = model_card.champion_of(client, settings.project, version)
     alias = mlflow_alias(env_name(tags["git_branch"], settings.default_branch))
 
     # Records and logs never carry credentials; later steps connect with the settings again.
@@ -157,9 +164,13 @@ def main() -> None:
         identity=identity,
     )
     record.write(settings.root)
+    model_card.collect(settings.root, run_id, champion).write(settings.root)
+    text = model_card.write(settings.root) or ""
+    client.log_text(run_id, text, CARD_FILE)
     state = "found" if logged else "logged"
     print(f"mlflow: {state} run {run_id}, model {settings.project} version {version}")
     print(f"mlflow: {record.run_url}")
+    print(f"model card: {model_card.CARD_FILE}, logged to the run as {CARD_FILE}")
 
 
 if __name__ == "__main__":

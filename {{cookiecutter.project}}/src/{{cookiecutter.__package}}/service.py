@@ -11,6 +11,9 @@ import sys
 from typing import Any
 
 import bentoml
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from .serving import api, runtime
 from .serving.fastpath import model_input
@@ -70,3 +73,14 @@ class Model:
 
 
 Model.add_asgi_middleware(RequestGuard, max_bytes=runtime.MAX_BODY_BYTES)
+
+
+async def model_card(request: Any) -> PlainTextResponse:
+    """GET /model-card: the model card packaged with the model (Markdown), read-only."""
+    return PlainTextResponse(api.load_card(MODEL))  # text/plain: a browser shows it as it is
+
+
+# BentoML mounts it passively: only /model-card reaches it, every other path stays the service's.
+Model.mount_asgi_app(
+    Starlette(routes=[Route("/model-card", model_card, methods=["GET"])]), path="/"
+)

@@ -1,115 +1,12 @@
-"""The merge request report: rendering (deploy/report.py) and posting one sticky note
-(deploy/forge.py), with no network."""
+"""The merge request report (deploy/report.py): its tables and sections, and what it says when
+there is nothing to compare with or a plot is broken. Posting it: test_forge.py."""
 
 from __future__ import annotations
 
-import io
-import urllib.error
-
-import pytest
-
-from deploy import forge, report
+from deploy import report
 from deploy.artifacts import ImageRecord, ReproduceRecord
-
-CI_VARS = (
-    "CI",
-    "GITLAB_CI",
-    "GITHUB_ACTIONS",
-    "CI_MERGE_REQUEST_IID",
-    "CI_PROJECT_ID",
-    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID",
-    "CI_API_V4_URL",
-    "REPORT_TOKEN",
-    "PR_NUMBER",
-    "PR_HEAD_REPO",
-    "GITHUB_REPOSITORY",
-    "GITHUB_TOKEN",
-    "GITHUB_API_URL",
-)
-
-
-@pytest.fixture(autouse=True)
-def no_ci(monkeypatch):
-    for var in CI_VARS:
-        monkeypatch.delenv(var, raising=False)
-
-
-class FakeApi:
-    """Records calls; answers GET with the given notes."""
-
-    def __init__(self, notes, fail_update=None):
-        self.notes, self.fail_update, self.calls = notes, fail_update, []
-
-    def __call__(self, method, url, headers, body):
-        self.calls.append((method, url, body))
-        if method == "GET":
-            return self.notes if "page=1" in url else []
-        if method in ("PUT", "PATCH") and self.fail_update:
-            raise urllib.error.HTTPError(url, self.fail_update, "no", {}, io.BytesIO())
-        return {}
-
-
-def gitlab_mr(monkeypatch, source_project="7"):
-    monkeypatch.setenv("GITLAB_CI", "true")
-    monkeypatch.setenv("CI_API_V4_URL", "https://gitlab.example/api/v4")
-    monkeypatch.setenv("CI_PROJECT_ID", "7")
-    monkeypatch.setenv("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", source_project)
-    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "3")
-    monkeypatch.setenv("REPORT_TOKEN", "secret")
-
-
-def test_gitlab_updates_the_note_with_the_marker(monkeypatch):
-    gitlab_mr(monkeypatch)
-    api = FakeApi([{"id": 1, "body": "hello"}, {"id": 9, "body": f"{forge.MARKER}\nold"}])
-    assert forge.post("new", api) == "report: note updated"
-    method, url, body = api.calls[-1]
-    assert (method, url, body) == (
-        "PUT",
-        "https://gitlab.example/api/v4/projects/7/merge_requests/3/notes/9",
-        {"body": "new"},
-    )
-
-
-def test_github_creates_a_comment_when_none_has_the_marker(monkeypatch):
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_REPOSITORY", "org/model")
-    monkeypatch.setenv("PR_HEAD_REPO", "org/model")
-    monkeypatch.setenv("PR_NUMBER", "12")
-    monkeypatch.setenv("GITHUB_TOKEN", "secret")
-    api = FakeApi([{"id": 1, "body": "unrelated"}])
-    assert forge.post("new", api) == "report: note created"
-    assert api.calls[-1] == (
-        "POST",
-        "https://api.github.com/repos/org/model/issues/12/comments",
-        {"body": "new"},
-    )
-
-
-def test_someone_elses_marked_note_is_not_ours(monkeypatch):
-    gitlab_mr(monkeypatch)
-    api = FakeApi([{"id": 9, "body": forge.MARKER}], fail_update=403)
-    assert forge.post("new", api) == "report: note created"
-
-
-@pytest.mark.parametrize(
-    "setup, reason",
-    [
-        (lambda mp: None, "not in CI"),
-        (lambda mp: gitlab_mr(mp, source_project="99"), "fork"),
-        (lambda mp: (gitlab_mr(mp), mp.delenv("REPORT_TOKEN")), "REPORT_TOKEN"),
-        (lambda mp: (gitlab_mr(mp), mp.delenv("CI_MERGE_REQUEST_IID")), "not a merge request"),
-    ],
-)
-def test_never_posts_outside_a_same_project_merge_request(monkeypatch, setup, reason):
-    setup(monkeypatch)
-    api = FakeApi([])
-    assert reason in forge.post("body", api)
-    assert api.calls == []
-
-
-def test_tokens_travel_over_https_only():
-    with pytest.raises(ValueError, match="non-https"):
-        forge.http_json("GET", "http://gitlab.example/api", {"PRIVATE-TOKEN": "x"}, None)
+from deploy.forge import Files
+from deploy.plots import Picture, Pictures
 
 
 def test_tables_defuse_markdown():
@@ -134,3 +31,56 @@ def test_an_unreadable_record_is_named_not_fatal(tmp_path):
     (tmp_path / "build" / "image.json").write_text('{"reference": "old format"}')
     record, problem = report.readable(ImageRecord, tmp_path)
     assert record is None and "build/image.json" in problem and "make image" in problem
+
+
+def facts(**changes) -> report.Facts:
+    base = dict(
+        project="model",
+        env="feat-x-1234abcd",
+        preview="http://model-feat-x-1234abcd.preview.localhost/",
+        commit="0123456789ab",
+        target="main",
+        target_found=True,
+        metrics={},
+        params={},
+        pictures=Pictures([Picture("ROC curve", "roc.png")], [], compared=True),
+        card=True,
+        run="run-url",
+        image="_not built_",
+        reproduced=None,
+    )
+    return report.Facts(**{**base, **changes})
+
+
+BESIDE = Files({"roc.png": "report/roc.png", "model_card.md": "model_card.md"})
+
+
+def test_the_note_shows_the_pictures_and_links_the_model_card() -> None:
+    body = report.render(facts(), BESIDE)
+    assert "This change beside the target branch `main`." in body
+    assert "![ROC curve](report/roc.png)" in body
+    assert "- Model card: [model_card.md](model_card.md)" in body
+    assert "http://model-feat-x-1234abcd.preview.localhost/model-card" in body
+
+
+def test_without_a_target_or_its_plots_the_note_says_so() -> None:
+    alone = report.render(facts(target_found=False, metrics=None, params=None), BESIDE)
+    assert "_No target branch `main` to compare with: this change's plots alone._" in alone
+    assert "![ROC curve](report/roc.png)" in alone
+    pictures = Pictures([Picture("ROC curve", "roc.png")], [], compared=False)
+    no_plots = report.render(facts(pictures=pictures), BESIDE)
+    assert "_The target branch `main` has no plots: this change's plots alone._" in no_plots
+
+
+def test_a_broken_plot_is_named_and_pictures_elsewhere_are_listed() -> None:
+    broken = Pictures([], ["`metrics/plots/roc.csv`: not a readable CSV (x)"], compared=False)
+    body = report.render(facts(pictures=broken), BESIDE)
+    assert "- ⚠️ `metrics/plots/roc.csv`: not a readable CSV (x)" in body
+    assert "_No plots to show._" in body
+    github = Files({}, "in the artifact `report` of [this workflow run](https://x/runs/1)")
+    body = report.render(facts(), github)
+    assert (
+        "Pictures in the artifact `report` of [this workflow run](https://x/runs/1): `roc.png` (ROC curve)."
+        in body
+    )
+    assert "`model_card.md` in the artifact `report`" in body

@@ -12,8 +12,8 @@ from conftest import ROOT, write_workspace
 
 from {{ cookiecutter.__package }} import evaluate, prepare, train
 
-from deploy import track
-from deploy.artifacts import TrainRecord
+from deploy import model_card, track
+from deploy.artifacts import ModelCardRecord, TrainRecord
 
 
 @pytest.fixture
@@ -54,7 +54,34 @@ def test_train_logs_run_and_registers_a_version(tracked_workspace: Path, capsys)
     # The environment's alias: set by the deploy that puts this version there, not by training.
     assert record.model_alias.startswith("env-feature-tiny") and version.aliases == []
 
+    card = (tracked_workspace / model_card.CARD_FILE).read_text(encoding="utf-8")
+    assert card.startswith(f"# Model card: {record.model_name} version {record.model_version}")
+    assert "| rows | 60 train, 20 test |" in card and "_No champion to compare with" in card
+    logged = Path(client.download_artifacts(record.mlflow_run_id, "model_card.md"))
+    assert logged.read_text(encoding="utf-8") == card
+
     track.main()  # nothing changed: no second run
     assert "unchanged" in capsys.readouterr().out
     experiment = client.get_experiment_by_name(record.model_name)
     assert len(client.search_runs([experiment.experiment_id])) == 1
+
+
+def test_the_card_puts_the_champion_beside_the_new_model(tracked_workspace: Path) -> None:
+    from mlflow import MlflowClient
+
+    track.main()
+    first = TrainRecord.require(tracked_workspace)
+    MlflowClient().set_registered_model_alias(first.model_name, "production", first.model_version)
+    params = tracked_workspace / "params.yaml"
+    params.write_text(
+        params.read_text().replace("hyperparameters: {}", "hyperparameters: {C: 0.1}")
+    )
+    train.main()
+    evaluate.main()
+    track.main()
+    card = ModelCardRecord.require(tracked_workspace)
+    assert card.champion["model_version"] == first.model_version
+    assert card.champion["metrics"]["accuracy"] == first.metrics["accuracy"]
+    text = (tracked_workspace / model_card.CARD_FILE).read_text(encoding="utf-8")
+    assert f"champion (production, version {first.model_version})" in text
+    assert "| hyperparameters | `C=0.1` |" in text

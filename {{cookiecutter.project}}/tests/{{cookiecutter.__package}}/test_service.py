@@ -2,7 +2,7 @@
 the request guard in front of it.
 
 Fast, no server: the service module is imported against a throwaway BentoML store that holds
-only a schema.json (the model itself is loaded when a worker starts, not on import).
+only a schema.json and a model card (the model itself is loaded when a worker starts).
 """
 
 from __future__ import annotations
@@ -44,7 +44,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
     with bentoml.models.create("{{ cookiecutter.project }}") as model:
         Path(model.path_of("schema.json")).write_text(json.dumps(SCHEMA), encoding="utf-8")
+        Path(model.path_of("model_card.md")).write_text("# Model card: x\n", encoding="utf-8")
     return importlib.import_module("{{ cookiecutter.__package }}.service")
+
+
+def test_the_model_card_is_served_from_the_store(service: ModuleType) -> None:
+    answer = asyncio.run(service.model_card(None))
+    assert answer.status_code == 200 and answer.body == b"# Model card: x\n"
+    assert answer.media_type == "text/plain"
 
 
 def errors(model: type, payload: object) -> list[dict]:

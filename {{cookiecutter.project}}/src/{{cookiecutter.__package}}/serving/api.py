@@ -1,8 +1,8 @@
 """The API's types, derived from the schema.json stored with the model: request records and
 batches, predictions, and the lineage that /metadata serves.
 
-`make bento` writes the model store entry (the pickled pipeline, its schema.json and the lineage
-as metadata); the service reads it back with the functions here.
+`make bento` writes the model store entry (the pickled pipeline, its schema.json, its model card
+and the lineage as metadata); the service reads it back with the functions here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .fastpath import Rows
 MODEL_NAME = __name__.split(".")[0].replace("_", "-")
 MODEL_FILE = "model.pkl"
 SCHEMA_FILE = "schema.json"
+CARD_FILE = "model_card.md"  # Markdown, written by the delivery toolkit (deploy/model_card.py)
 
 # A finite float; strict so that "1.5" and true are type errors rather than silently coerced.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -150,6 +151,10 @@ def stored(model: Any) -> Any:
 
 def load_schema(model: Any) -> dict[str, Any]:
     return json.loads(Path(stored(model).path_of(SCHEMA_FILE)).read_text(encoding="utf-8"))
+
+
+def load_card(model: Any) -> str:
+    return Path(stored(model).path_of(CARD_FILE)).read_text(encoding="utf-8")
 
 
 def load_model(model: Any) -> Any:
