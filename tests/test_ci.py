@@ -190,9 +190,8 @@ def report_timings(name: str, pipeline) -> None:
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory) -> tuple[str, dict[str, str]]:
     """The local registry (host:port) and the base image settings, shared by the e2e tests."""
-    base = base_image_env()
     with local_registry(tmp_path_factory.mktemp("registry")) as registry:
-        yield registry, base
+        yield registry, base_image_env(registry)
 
 
 def test_schedule_runs_gc_only(tmp_path, model_env):
