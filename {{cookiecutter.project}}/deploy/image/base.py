@@ -73,7 +73,7 @@ class BaseFiles:
             if name.startswith(WHITEOUT):
                 self._remove(posixpath.join(directory, name.removeprefix(WHITEOUT)), keep=added)
                 continue
-            if not member.isdir():
+            if not member.isdir() and self.kind(path) == "dir":
                 self._remove(path, keep=added, itself=False)  # a file replaces a directory
             self.contents.pop(path, None)
             kind = (
