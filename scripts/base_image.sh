@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# Makes a Python base image from Debian packages, for machines that cannot pull base images
-# from any registry (the demo and the template's tests). Real CI sets BASE_IMAGE to
-# docker.io/library/python:<version>-slim-bookworm and never runs this. It is a test stand-in:
-# packages come from the bookworm release only (no bookworm-security updates).
+# Makes a Python base image from Debian packages and pushes it to a registry, for machines that
+# cannot pull base images from any registry (the demo and the template's tests). Real CI sets
+# BASE_IMAGE to docker.io/library/python:<version>-slim-bookworm and never runs this. It is a
+# test stand-in: packages come from the bookworm release only (no bookworm-security updates).
 #
-#   scripts/base_image.sh [PYTHON_VERSION]
+#   scripts/base_image.sh REGISTRY [PYTHON_VERSION]      e.g. scripts/base_image.sh 127.0.0.1:5000
 #
-# Idempotent: when the image is already in the local containers storage it only prints the
-# environment. Prints KEY=VALUE lines (and nothing else) on stdout for the callers to use:
-#   eval "$(scripts/base_image.sh | sed 's/^/export /')"
-#
-# buildah runs as root here without a daemon: the storage uses the vfs driver (no overlay
-# mounts needed) under .cache/containers, shared by the tests and the demo so the image is built
-# once, and RUN steps use chroot isolation (DESIGN.md section 6).
+# The image is built once (debootstrap; buildah as root, no RUN step) and kept in a local
+# containers storage under .cache/containers (vfs driver, shared by the tests and the demo). Each
+# call pushes it to REGISTRY, a plain-HTTP registry on this machine (scripts/registry.sh), where
+# `make image` pulls it like any base image. Prints KEY=VALUE lines (and nothing else) on stdout:
+# BASE_IMAGE, and the containers storage settings with which the tests' buildah looks inside
+# the images pushed there (`make image` needs none of them):
+#   eval "$(scripts/base_image.sh 127.0.0.1:5000 | sed 's/^/export /')"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON_VERSION=${1:-3.11}
+[[ $# -ge 1 ]] || { echo "usage: $0 REGISTRY [PYTHON_VERSION]" >&2; exit 2; }
+REGISTRY=$1
+PYTHON_VERSION=${2:-3.11}
 # Debian bookworm ships Python 3.11 only; other versions need BASE_IMAGE=python:X-slim-bookworm.
 if [[ "$PYTHON_VERSION" != 3.11 ]]; then
   echo "Debian bookworm has Python 3.11 only; for $PYTHON_VERSION set BASE_IMAGE" \
@@ -31,9 +33,11 @@ ROOT=$PWD/.cache/containers
 mkdir -p "$ROOT"
 export CONTAINERS_STORAGE_CONF=$ROOT/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$ROOT/registries.conf
-export BUILDAH_ISOLATION=chroot
 
 log() { printf '==> %s\n' "$*" >&2; }
+for tool in debootstrap buildah skopeo; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed (run make tools)" >&2; exit 1; }
+done
 
 cat >"$CONTAINERS_STORAGE_CONF" <<EOF
 [storage]
@@ -54,9 +58,6 @@ flock 9
 if buildah inspect --type image "$IMAGE" >/dev/null 2>&1; then
   log "$IMAGE exists"
 else
-  for tool in debootstrap buildah; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed (run make tools)" >&2; exit 1; }
-  done
   start=$SECONDS
   work=$(mktemp -d "$ROOT/debootstrap.XXXXXX")
   trap 'rm -rf "$work"' EXIT
@@ -83,8 +84,11 @@ else
   log "built $IMAGE in $((SECONDS - start)) s"
 fi
 
+PUSHED=$REGISTRY/debian-python:$PYTHON_VERSION
+skopeo copy --quiet --dest-tls-verify=false "containers-storage:$IMAGE" "docker://$PUSHED" >&2
+log "pushed $PUSHED"
+
 printf '%s\n' \
   "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF" \
   "CONTAINERS_REGISTRIES_CONF=$CONTAINERS_REGISTRIES_CONF" \
-  "BUILDAH_ISOLATION=$BUILDAH_ISOLATION" \
-  "BASE_IMAGE=$IMAGE"
+  "BASE_IMAGE=$PUSHED"

@@ -11,7 +11,7 @@ GITLAB_CI_LOCAL_VERSION=4.73.0
 declare -A DEBIAN=(
   [git]=git [make]=make [rsync]=rsync [shellcheck]=shellcheck [buildah]=buildah
   [skopeo]=skopeo [docker-registry]=docker-registry [debootstrap]=debootstrap [wrk]=wrk
-  [curl]=curl [jq]=jq [npm]=npm [chromium]=chromium
+  [curl]=curl [jq]=jq [npm]=npm [chromium]=chromium [strace]=strace
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

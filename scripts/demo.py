@@ -68,8 +68,6 @@ def demo_env() -> dict[str, str]:
         "BENTOML_DO_NOT_TRACK": "true",
         "BENTOML_HOME": str(DEMO / "bentoml"),
         "IMAGE_REPOSITORY": f"127.0.0.1:{REGISTRY_PORT}/breast-cancer-classifier",
-        "CONTAINERS_STORAGE_CONF": str(CACHE / "containers" / "storage.conf"),
-        "BUILDAH_ISOLATION": "chroot",
         "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", "Demo"),
         "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", "demo@example.invalid"),
         "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME", "Demo"),
@@ -166,9 +164,12 @@ def main() -> None:
     gitops = DEMO / "gitops.git"
 
     step("setup", ["make", "setup"], project, env)
-    step("base image (once)", [str(TEMPLATE / "scripts/base_image.sh")], project, env)
     step("registry", [registry, "start", registry_dir, str(REGISTRY_PORT)], project, env)
-    image = ["make", "image", "BASE_IMAGE=localhost/debian-python:3.11"]
+    # The base image, made from Debian packages (once) and pushed to the registry.
+    base_image = [str(TEMPLATE / "scripts/base_image.sh"), f"127.0.0.1:{REGISTRY_PORT}"]
+    settings = step("base image", base_image, project, env).splitlines()
+    base = next(line for line in settings if line.startswith("BASE_IMAGE="))
+    image = ["make", "image", base]
     step("train on main", ["make", "train"], project, env)
     subprocess.run(["git", "add", "--all"], cwd=project, check=True, env=env)
     subprocess.run(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.images import base_image_env, local_registry, mounted_rootfs
+from helpers.images import base_image_env, builder_workspace, local_registry, mounted_rootfs
 from helpers.mlflow_server import mlflow_server
 from helpers.project import (
     CACHE,
@@ -19,7 +19,6 @@ from helpers.project import (
     QUIET_TOOLS,
     TEMPLATE,
     bake,
-    copy_project,
     run,
     setup_project,
 )
@@ -76,29 +75,28 @@ def mlflow_server_uri(
 # The real image (tests/test_image.py, tests/test_kserve_probes.py): built once per session.
 @pytest.fixture(scope="session")
 def image_env(model_env, tmp_path_factory):
-    """The model env plus the base image, the shared containers storage and a local registry."""
-    base = base_image_env()
+    """The model env plus a local registry and the base image pushed there."""
     with local_registry(tmp_path_factory.mktemp("registry")) as registry:
-        env = {**model_env, **base, "BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}
-        # `make setup` warmed the uv cache with every wheel of the lock: the build needs no index.
-        env["UV_OFFLINE"] = "1"
-        yield registry, env
+        yield registry, {**model_env, **base_image_env(registry)}
 
 
 @pytest.fixture(scope="session")
-def built_image(trained_project, image_env, tmp_path_factory):
-    """A trained project after `make bento image`: (project, env, build/image.json)."""
+def built_image(trained_project, image_env):
+    """A trained project's image, built by `make setup image` as an unprivileged user with every
+    process traced: (project, builder, build/image.json + reference, trace)."""
     registry, env = image_env
-    project = copy_project(trained_project, tmp_path_factory.mktemp("image"))
-    env = {**env, "IMAGE_REPOSITORY": f"{registry}/{project.name}"}
-    run(["make", "bento"], project, env)
-    run(["make", "image"], project, env, timeout=1800)
-    record = json.loads((project / "build" / "image.json").read_text())
-    return project, env, {**record, "reference": f"{record['repository']}@{record['digest']}"}
+    with builder_workspace(trained_project, env) as builder:
+        repository = f"{registry}/{builder.project.name}"
+        builder.make("setup")
+        trace = builder.workspace / "strace.log"
+        builder.make("image", trace=trace, IMAGE_REPOSITORY=repository)
+        record = json.loads((builder.project / "build" / "image.json").read_text())
+        record["reference"] = f"{record['repository']}@{record['digest']}"
+        yield builder.project, builder, record, trace
 
 
 @pytest.fixture(scope="session")
-def image_rootfs(built_image):
-    _, env, record = built_image
-    with mounted_rootfs(record["reference"], env) as rootfs:
+def image_rootfs(built_image, image_env):
+    _, _, record, _ = built_image
+    with mounted_rootfs(record["reference"], image_env[1]) as rootfs:
         yield rootfs

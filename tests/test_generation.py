@@ -58,7 +58,7 @@ def baked(request, tmp_path_factory) -> tuple[dict, Path]:
 # Every project gets these; `{package}` is the project's Python package.
 COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
-    ".python-version", "Containerfile", "Makefile", "README.md", "bentofile.yaml",
+    ".python-version", "Makefile", "README.md", "bentofile.yaml",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
     "docs/image.md", "docs/model-use.md", "docs/serving.md",
     # The model package: the data scientist's.
@@ -76,9 +76,11 @@ COMMON_FILES = {
         f"deploy/{module}.py"
         for module in (
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup", "forge",
-            "gate", "image", "lineage", "markdown", "model_card", "model_registry", "naming",
+            "gate", "lineage", "markdown", "model_card", "model_registry", "naming",
             "params", "plots", "report", "reproduce", "sample_data", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
+            "image/__init__", "image/__main__", "image/base", "image/layers", "image/oci",
+            "image/recipe", "image/registry", "image/venv",
             "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
             "gitops/gc", "gitops/repo", "gitops/rollback", "gitops/teardown", "gitops/values",
         )

@@ -58,7 +58,7 @@ def get(url: str, timeout: float) -> int:
 @pytest.mark.slow
 @pytest.mark.xdist_group("image")
 def test_image_answers_the_inference_services_probes(built_image, image_rootfs, tmp_path):
-    project, _, record = built_image
+    project, _, record, _ = built_image
     port = free_port()
     rendered = {
         mode: rendered_container(record, project.name, port, mode)
