@@ -28,6 +28,7 @@ from packaging.requirements import Requirement
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.serving.api import MODEL_FILE, SCHEMA_FILE, ModelLineage
 
+from . import mlflow_client
 from .artifacts import BentoRecord, TrainRecord
 from .commands import current_branch
 from .naming import env_name, mlflow_alias
@@ -59,16 +60,15 @@ def fetch_model(settings: Settings, alias: str, into: Path) -> tuple[Any, ModelL
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    version = client.get_model_version_by_alias(settings.project, alias)
-    run = client.get_run(version.run_id)
-    model = mlflow.sklearn.load_model(f"models:/{settings.project}@{alias}")
-    mlflow.artifacts.download_artifacts(
-        run_id=version.run_id, artifact_path=SCHEMA_FILE, dst_path=str(into)
-    )
+    with mlflow_client.one_line_errors(settings.mlflow_tracking_uri):
+        client = mlflow_client.client(settings.mlflow_tracking_uri)
+        version = client.get_model_version_by_alias(settings.project, alias)
+        run = client.get_run(version.run_id)
+        model = mlflow.sklearn.load_model(f"models:/{settings.project}@{alias}")
+        mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=SCHEMA_FILE, dst_path=str(into)
+        )
     tags = run.data.tags
     lineage = ModelLineage(
         model_name=settings.project,

@@ -11,6 +11,7 @@ from pathlib import Path
 from {{ cookiecutter.__package }}.config import load_params
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 
+from . import dvc_remote
 from .commands import dvc
 
 
@@ -25,7 +26,7 @@ def main() -> None:
         # A fresh clone: pull the data and also the pipeline outputs dvc.lock records, so that
         # `make train` restores the pushed model instead of retraining it (what is missing on the
         # remote is simply retrained).
-        dvc("pull", "--quiet", "--allow-missing", cwd=Path.cwd())
+        dvc_remote.pull(Path.cwd())
         if not data.is_file():
             raise ProjectError(f"{data}: not on the DVC remote; run `make push` where it was added")
     print(f"setup: {data} is in the workspace and the DVC cache")
