@@ -60,7 +60,7 @@ COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
     ".python-version", "Containerfile", "Makefile", "README.md", "bentofile.yaml",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
-    "docs/image.md", "docs/serving.md",
+    "docs/going-to-production.md", "docs/image.md", "docs/serving.md",
     # The model package: the data scientist's.
     *(
         f"src/{{package}}/{module}.py"
@@ -75,22 +75,24 @@ COMMON_FILES = {
     *(
         f"deploy/{module}.py"
         for module in (
-            "__init__", "artifacts", "bento", "commands", "compare", "data_setup", "forge",
-            "gate", "image", "lineage", "model_registry", "naming", "params", "report",
-            "reproduce", "settings", "track", "urls",
+            "__init__", "artifacts", "bento", "commands", "compare", "data_setup",
+            "dvc_remote", "forge", "gate", "image", "lineage", "mlflow_client", "model_registry",
+            "naming", "params", "report", "reproduce", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
-            "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
+            "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/envs", "gitops/environments",
             "gitops/gc", "gitops/repo", "gitops/teardown", "gitops/values",
         )
     ),
     "deploy/bench/post.lua", "deploy/values.schema.json", "deploy/values.yaml",
+    "deploy/values-production.yaml", "deploy/values-preview.yaml",
     *(
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
             "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_gate", "deploy/test_naming", "deploy/test_params",
-            "deploy/test_report", "deploy/test_reproduce", "deploy/test_tracking",
+            "deploy/test_mlflow_client", "deploy/test_remote_errors", "deploy/test_report",
+            "deploy/test_reproduce", "deploy/test_tracking", "deploy/test_urls",
             "deploy/test_values",
         )
     ),
