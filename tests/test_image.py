@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from helpers.images import (
     base_image_env,
-    free_port,
     local_registry,
     mounted_rootfs,
     serve_read_only,
@@ -28,6 +27,7 @@ from helpers.images import (
     wait_ready,
 )
 from helpers.project import copy_project, run
+from helpers.servers import free_port
 
 SERVICE_UID = 1034
 # Tools a runtime image must not carry: compilers, build tools, git, and uv (build-only here).

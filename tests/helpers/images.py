@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,12 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers.project import IN_CI, TEMPLATE, require_tool
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers.servers import free_port
 
 
 def base_image_env() -> dict[str, str]:
