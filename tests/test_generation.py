@@ -160,6 +160,36 @@ def test_the_generated_repo_uses_that_uv_version(baked) -> None:
     assert pipelines and all(version in path.read_text() for path in pipelines)
 
 
+def test_the_test_mlflow_server_is_the_generated_projects_mlflow() -> None:
+    """tests/helpers/mlflow_server.py serves with the dev venv's MLflow: the projects' version."""
+    dev = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    template = (TEMPLATE / "{{cookiecutter.project}}" / "pyproject.toml").read_text()
+    generated = tomllib.loads(template.replace("{{ cookiecutter.__uv_version }}", "0"))
+    pinned = [p for p in generated["dependency-groups"]["pipeline"] if p.startswith("mlflow==")]
+    assert [p.replace("mlflow[auth]", "mlflow") for p in dev if p.startswith("mlflow")] == pinned
+
+
+def test_setup_without_uv_says_how_to_install_it_in_one_line(baked_project, tmp_path) -> None:
+    project = Path(shutil.copytree(baked_project, tmp_path / baked_project.name, symlinks=True))
+    no_uv = tmp_path / "bin"  # only what make itself needs: no uv on PATH
+    no_uv.mkdir()
+    for tool in ("make", "bash"):
+        (no_uv / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        ["make", "setup"],
+        cwd=project,
+        env={"PATH": str(no_uv), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    version = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__uv_version"]
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "uv is not installed" in result.stderr
+    assert f"pip install --user uv=={version}" in result.stderr
+
+
 def test_yaml_and_json_parse(baked) -> None:
     _, project = baked
     for name in generated_files(project):
@@ -210,6 +240,8 @@ TOOLKIT_UNIT_TESTS = (
     "tests/deploy/test_naming.py",
     "tests/deploy/test_gate.py",
     "tests/deploy/test_values.py",
+    "tests/deploy/test_urls.py",
+    "tests/deploy/test_remote_errors.py",
 )
 
 
