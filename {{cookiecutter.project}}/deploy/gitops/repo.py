@@ -54,7 +54,7 @@ def _basic_auth() -> str | None:
     token = os.environ.get("GITOPS_TOKEN")
     if not token:
         return None
-    user = os.environ.get("GITOPS_USER", "oauth2")
+    user = os.environ.get("GITOPS_USER") or "oauth2"  # CI may pass an unset variable as ""
     return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
 
 
@@ -94,7 +94,7 @@ def cause(stderr: str) -> str:
     )
     line = re.sub(r"^(fatal|error):\s*", "", line)
     line = re.sub(r"^unable to access '[^']*':\s*", "", line)
-    if "certificate" in lowered:
+    if "certificate" in lowered or "ssl ca" in lowered:
         return f"{line} (a private CA? set GIT_SSL_CAINFO to its certificate bundle)"
     return line or "git failed"
 
