@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pytest
 import yaml
 from helpers.git_https import USER as GIT_USER
 from helpers.git_https import GitHttpsServer
-from helpers.gitops import PROJECT, cli_env, commit_count, files, git, gitops, write_lineage
+from helpers.gitops import PROJECT, commit_count, files, git, gitops, start, write_lineage
 from helpers.gitops import env_name as gitops_env_name
 from helpers.gitops import image as image_ref
 from helpers.images import local_registry
@@ -168,6 +167,10 @@ def test_dvc_remote_on_s3_push_then_a_fresh_clone_sets_up_trains_and_reproduces(
 ):
     env = {**model_env, **s3.credentials, **LOOPBACK, **S3_RETRIES}
     secret = s3.credentials["AWS_SECRET_ACCESS_KEY"]
+    # Nothing to install for any of the three clouds: DVC and MLflow find their clients.
+    supports = run([PYTHON, "-m", "dvc", "version"], tmp_path, env).stdout
+    assert {"s3", "gs", "azure"} <= set(re.findall(r"\b(s3|gs|azure)\b", supports)), supports
+    run([PYTHON, "-c", "import boto3, google.cloud.storage, azure.storage.blob"], tmp_path, env)
     first = copy_project(trained_project, tmp_path / "first")
     remote = f"s3://{BUCKET}/dvc/{PROJECT}"
     # The one line of docs/going-to-production.md, plus the endpoint of an S3-compatible server.
@@ -177,8 +180,8 @@ def test_dvc_remote_on_s3_push_then_a_fresh_clone_sets_up_trains_and_reproduces(
     names = f"DVC remote 'storage' ({remote}, endpoint {s3.endpoint})"
     results = []
 
-    # S3 is down when the pipeline pushes: one line; once it is back, the push goes through.
-    s3.stop()
+    # S3 crashes before the pipeline pushes: one line; once it is back, the push goes through.
+    s3.stop(crash=True)
     results.append(make(first, env, "push", check=False))
     one_line_failure(results[-1], names, "push failed")
     s3.start()
@@ -189,7 +192,7 @@ def test_dvc_remote_on_s3_push_then_a_fresh_clone_sets_up_trains_and_reproduces(
     # A fresh clone while S3 is down: setup fails with one line, and its cache holds no part.
     clone = tmp_path / "clone" / PROJECT
     run(["git", "clone", "--quiet", str(first), str(clone)], tmp_path, env)
-    s3.stop()
+    s3.stop(crash=True)
     with exclusive("model-venv"):
         results.append(make(clone, env, "setup", check=False))
     one_line_failure(results[-1], names, "pull failed")
@@ -234,8 +237,8 @@ def test_mlflow_on_postgresql_and_s3_through_train_bento_deploy_and_teardown(
     versions = len(registry.search_model_versions(f"name = '{PROJECT}'"))
     results = []
 
-    # MLflow is down when `make train` logs the model: one line, and nothing in the registry.
-    mlflow.stop()
+    # MLflow crashes before `make train` logs the model: one line, and nothing in the registry.
+    mlflow.stop(crash=True)
     results.append(make(project, env, "train", check=False))
     one_line_failure(results[-1], f"MLflow {mlflow.uri}: unreachable")
     mlflow.start()
@@ -343,22 +346,7 @@ def test_gitops_repo_over_https_with_a_token(git_server, baked_project, tmp_path
     # Concurrent deploys through the server: every one lands, in one commit each.
     branches = [f"feat/c{i}" for i in range(6)]
     running = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deploy.gitops",
-                "deploy",
-                f"--branch={b}",
-                "--image",
-                image_ref(i),
-            ],
-            cwd=project,
-            env=cli_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        start(project, "deploy", f"--branch={b}", "--image", image_ref(i), **env)
         for i, b in enumerate(branches)
     ]
     for process in running:
@@ -383,8 +371,8 @@ def test_gitops_repo_over_https_with_a_token(git_server, baked_project, tmp_path
     # Without the test CA: git's certificate error, and what to set.
     failed = cli("deploy", "--branch=feat/ca", "--image", image_ref(9), GIT_SSL_CAINFO=None)
     one_line_failure(failed, f"GitOps repo {url}:", "certificate", "GIT_SSL_CAINFO")
-    # The server is down between two deploys: one line; once it is back, the deploy lands.
-    git_server.stop()
+    # The server crashes between two deploys: one line; once it is back, the deploy lands.
+    git_server.stop(crash=True)
     failed = cli("deploy", "--branch=feat/down", "--image", image_ref(8))
     one_line_failure(failed, f"GitOps repo {url}:", "Failed to connect")
     assert git(repo, "rev-parse", "main") == head

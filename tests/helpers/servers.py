@@ -104,11 +104,12 @@ class Server:
             time.sleep(0.3)
         self.after_start()
 
-    def stop(self) -> None:
+    def stop(self, crash: bool = False) -> None:
+        """Shut the server down (SIGTERM), or kill it as a crash would (SIGKILL, no goodbye)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGKILL if crash else signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
