@@ -77,7 +77,7 @@ def pull(root: Path) -> None:
 def push(root: Path) -> None:
     """Data, outputs and the run cache, so that a fresh clone restores them without training."""
     pushed = transfer(root, "push", "--run-cache").strip()
-    print(f"push: {pushed.splitlines()[-1] if pushed else 'done'} to {describe(root)}")
+    print(f"{describe(root)}: {pushed.splitlines()[-1] if pushed else 'pushed'}")
 
 
 def main(argv: list[str] | None = None) -> None:
