@@ -7,12 +7,20 @@ cd "$(dirname "$0")/.."
 # The one place the uv version is written (the generated projects use the same one).
 UV_VERSION=$(python3 -c 'import json; print(json.load(open("cookiecutter.json"))["__uv_version"])')
 GITLAB_CI_LOCAL_VERSION=4.73.0
-# command -> Debian package
+# command (or file) -> Debian package. The real services of the end-to-end tests are Debian's
+# too: PostgreSQL, and lighttpd (with its TLS module) in front of `git http-backend`.
 declare -A DEBIAN=(
   [git]=git [make]=make [rsync]=rsync [shellcheck]=shellcheck [buildah]=buildah
   [skopeo]=skopeo [docker-registry]=docker-registry [debootstrap]=debootstrap [wrk]=wrk
   [curl]=curl [jq]=jq [npm]=npm [chromium]=chromium [strace]=strace
+  [openssl]=openssl [lighttpd]=lighttpd
+  [/usr/lib/lighttpd/mod_openssl.so]=lighttpd-mod-openssl
+  [/usr/lib/git-core/git-http-backend]=git
 )
+# PostgreSQL's server programs are off PATH, under a versioned directory.
+shopt -s nullglob
+initdb=(/usr/lib/postgresql/*/bin/initdb)
+shopt -u nullglob
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -25,8 +33,10 @@ export PATH="$HOME/.local/bin:$PATH"
 
 missing=()
 for cmd in "${!DEBIAN[@]}"; do
-  command -v "$cmd" >/dev/null || missing+=("${DEBIAN[$cmd]}")
+  if [[ $cmd == /* ]]; then [[ -e $cmd ]] || missing+=("${DEBIAN[$cmd]}")
+  else command -v "$cmd" >/dev/null || missing+=("${DEBIAN[$cmd]}"); fi
 done
+((${#initdb[@]})) || missing+=(postgresql)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
@@ -40,4 +50,6 @@ if [[ ! -x .cache/node/bin/gitlab-ci-local ]] \
   npm install --silent --global --prefix .cache/node "gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION" >/dev/null
 fi
 
-uv sync --quiet --locked
+# Bytecode once here: where PYTHONDONTWRITEBYTECODE is set, every test process would otherwise
+# recompile what it imports (MLflow alone: ~10 s).
+uv sync --quiet --locked --compile-bytecode

@@ -60,7 +60,7 @@ COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
     ".python-version", "Makefile", "README.md", "bentofile.yaml",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
-    "docs/image.md", "docs/model-use.md", "docs/serving.md",
+    "docs/going-to-production.md", "docs/image.md", "docs/model-use.md", "docs/serving.md",
     # The model package: the data scientist's.
     *(
         f"src/{{package}}/{module}.py"
@@ -75,26 +75,30 @@ COMMON_FILES = {
     *(
         f"deploy/{module}.py"
         for module in (
-            "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup", "forge",
-            "gate", "lineage", "markdown", "model_card", "model_registry", "naming",
-            "params", "plots", "report", "reproduce", "sample_data", "settings", "track", "urls",
+            "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup",
+            "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client", "model_card",
+            "model_registry", "naming", "params", "plots", "report", "reproduce", "sample_data",
+            "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "image/__init__", "image/__main__", "image/base", "image/layers", "image/oci",
             "image/recipe", "image/registry", "image/venv",
-            "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/environments",
-            "gitops/gc", "gitops/repo", "gitops/rollback", "gitops/teardown", "gitops/values",
+            "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/envs",
+            "gitops/environments", "gitops/gc", "gitops/repo", "gitops/rollback",
+            "gitops/teardown", "gitops/values",
         )
     ),
     "deploy/bench/post.lua", "deploy/values.schema.json", "deploy/values.yaml",
+    "deploy/values-production.yaml", "deploy/values-preview.yaml",
     *(
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
             "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
-            "deploy/test_model_card", "deploy/test_naming", "deploy/test_params",
-            "deploy/test_plots", "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
-            "deploy/test_tracking", "deploy/test_values",
+            "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",
+            "deploy/test_params", "deploy/test_plots", "deploy/test_remote_errors",
+            "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
+            "deploy/test_tracking", "deploy/test_urls", "deploy/test_values",
         )
     ),
 }  # fmt: skip
@@ -163,6 +167,36 @@ def test_the_generated_repo_uses_that_uv_version(baked) -> None:
     assert pipelines and all(version in path.read_text() for path in pipelines)
 
 
+def test_the_test_mlflow_server_is_the_generated_projects_mlflow() -> None:
+    """tests/helpers/mlflow_server.py serves with the dev venv's MLflow: the projects' version."""
+    dev = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    template = (TEMPLATE / "{{cookiecutter.project}}" / "pyproject.toml").read_text()
+    generated = tomllib.loads(template.replace("{{ cookiecutter.__uv_version }}", "0"))
+    pinned = [p for p in generated["dependency-groups"]["pipeline"] if p.startswith("mlflow==")]
+    assert [p.replace("mlflow[auth]", "mlflow") for p in dev if p.startswith("mlflow")] == pinned
+
+
+def test_setup_without_uv_says_how_to_install_it_in_one_line(baked_project, tmp_path) -> None:
+    project = Path(shutil.copytree(baked_project, tmp_path / baked_project.name, symlinks=True))
+    no_uv = tmp_path / "bin"  # only what make itself needs: no uv on PATH
+    no_uv.mkdir()
+    for tool in ("make", "bash"):
+        (no_uv / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        ["make", "setup"],
+        cwd=project,
+        env={"PATH": str(no_uv), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    version = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__uv_version"]
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "uv is not installed" in result.stderr
+    assert f"pip install --user uv=={version}" in result.stderr
+
+
 def test_yaml_and_json_parse(baked) -> None:
     _, project = baked
     for name in generated_files(project):
@@ -214,6 +248,8 @@ TOOLKIT_UNIT_TESTS = (
     "tests/deploy/test_gate.py",
     "tests/deploy/test_forge.py",
     "tests/deploy/test_values.py",
+    "tests/deploy/test_urls.py",
+    "tests/deploy/test_remote_errors.py",
 )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.charts import render_bento, validate_strictly
 from helpers.gitops import (
     PROJECT,
     RETRIES,
@@ -355,6 +356,63 @@ def test_written_values_render_with_the_chart_and_validate(project, repo):
     assert kinds["Ingress"]["spec"]["rules"][0]["host"] == f"{release}.preview.localhost"
 
 
+PRODUCTION_VALUES = """\
+autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6}
+resources:
+  requests: {cpu: "1", memory: 1Gi}
+  limits: {cpu: "2", memory: 2Gi}
+nodeSelector: {pool: models}
+tolerations:
+  - {key: dedicated, operator: Equal, value: models, effect: NoSchedule}
+image: {repository: not-this}
+"""
+PREVIEW_VALUES = """\
+resources:
+  requests: {cpu: 100m, memory: 256Mi}
+  limits: {cpu: 500m, memory: 512Mi}
+podDisruptionBudget: {enabled: false}
+"""
+
+
+def test_production_and_previews_get_their_own_values_rendered_by_the_chart(project, repo):
+    """deploy/values.yaml for both, values-production.yaml or values-preview.yaml over it, the
+    generated keys over all: rendered with the real chart and validated, each kind differs."""
+    deploy_dir = project / "deploy"
+    (deploy_dir / "values.yaml").write_text("podLabels: {team: fraud}\nreplicaCount: 2\n")
+    (deploy_dir / "values-production.yaml").write_text(PRODUCTION_VALUES)
+    (deploy_dir / "values-preview.yaml").write_text(PREVIEW_VALUES)
+    write_lineage(project, {"accuracy": 0.9})
+    deploy(project, repo, "main", n=1)
+    deploy(project, repo, "feat/small", n=2)
+    objects = {}
+    for env in ("production", env_name(project, "feat/small")):
+        rendered = render_bento(read_values(repo, env))
+        for obj in rendered:
+            validate_strictly(obj)
+        objects[env] = {obj["kind"]: obj for obj in rendered}
+    production, preview = objects["production"], objects[env_name(project, "feat/small")]
+
+    def pod(kinds: dict) -> dict:
+        return kinds["Deployment"]["spec"]["template"]["spec"]
+
+    assert production["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 6
+    assert "HorizontalPodAutoscaler" not in preview
+    assert preview["Deployment"]["spec"]["replicas"] == 2  # from values.yaml
+    assert pod(production)["nodeSelector"] == {"pool": "models"}
+    assert pod(production)["tolerations"][0]["key"] == "dedicated"
+    assert "nodeSelector" not in pod(preview) or not pod(preview)["nodeSelector"]
+    limits = {
+        env: pod(kinds)["containers"][0]["resources"]["limits"] for env, kinds in objects.items()
+    }
+    assert limits["production"]["memory"] == "2Gi"
+    assert limits[env_name(project, "feat/small")]["memory"] == "512Mi"
+    assert "PodDisruptionBudget" in production and "PodDisruptionBudget" not in preview
+    for kinds in (production, preview):  # values.yaml applies to both
+        assert kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]["team"] == "fraud"
+    # Generated keys win over every file.
+    assert pod(production)["containers"][0]["image"] == f"127.0.0.1:5000/{PROJECT}@{digest(1)}"
+
+
 # --- gc ----------------------------------------------------------------------------------------
 
 
@@ -503,7 +561,11 @@ def test_token_and_url_credentials_never_show(project, tmp_path):
 def test_model_registry_failures_are_warnings(project, repo):
     """With a tracking server that cannot be reached, deploy and teardown still succeed."""
     write_lineage(project, {"accuracy": 0.9})
-    server = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}
+    server = {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # the first refusal is the answer
+    }
     deployed = gitops(
         project, "deploy", "--repo", str(repo), "--branch", "feat/x", "--image", image(), **server
     )

@@ -64,11 +64,11 @@ def gitops(
     )
 
 
-def start(project: Path, *args: str) -> subprocess.Popen:
+def start(project: Path, *args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "deploy.gitops", *args],
         cwd=project,
-        env=cli_env(),
+        env=cli_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +36,7 @@ from helpers.project import (
     require_tool,
     run,
 )
+from helpers.servers import free_port
 
 # The unprivileged build job: this user, and on its PATH only these tools (plus uv and Python):
 # no buildah, podman, unshare, mount, newuidmap or sudo.
@@ -51,11 +51,6 @@ CONTAINER_TOOLS += ("runc", "crun", "docker", "nsenter", "chroot")
 # uv's lock and marker files, which it opens for writing even when it only reads the cache.
 UV_CONTROL_FILES = (".lock", ".gitignore", ".git", "CACHEDIR.TAG")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def base_image_env(registry: str) -> dict[str, str]:

@@ -1,90 +1,96 @@
-"""A real `mlflow server` for tests: sqlite backend and artifact root in a temporary directory.
+"""A real `mlflow server` for tests, from the dev venv (the generated project's MLflow version,
+plus the PostgreSQL driver and the auth app a team's server has).
 
-Tests take the session's server as the `mlflow_server_uri` fixture (conftest.py):
+Tests take the session's sqlite-backed server as the `mlflow_server_uri` fixture (conftest.py):
 
     def test_x(mlflow_server_uri): ...           # http://127.0.0.1:<port>
 
-or, for a private server, `with mlflow_server(workdir) as uri: ...`. It runs the model venv's
-MLflow (the one generated projects use), so the fixture depends on `trained_project`, which
-builds that venv. Starting takes ~12 s and ~560 MB, hence one server per session.
+or, for a private server, `with mlflow_server(workdir) as uri: ...`. A server as teams run it
+(PostgreSQL, artifacts proxied to S3, basic auth) is `MlflowServer(..., backend=..., artifacts=...,
+auth_database=...)` (tests/test_real_services.py). Starting takes ~12 s and ~560 MB (a minute on
+PostgreSQL, which it migrates first), hence one server per session.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
+import secrets
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers.project import MODEL_VENV, QUIET_TOOLS
+from helpers.project import QUIET_TOOLS
+from helpers.servers import Server
 
-START_TIMEOUT = 120  # seconds; ~12 s on an idle machine, far more under a parallel test run
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+ADMIN = "admin"
 
 
-def healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+class MlflowServer(Server):
+    name = "mlflow"
 
+    def __init__(
+        self,
+        workdir: Path,
+        backend: str,
+        artifacts: str,
+        extra_env: dict[str, str] | None = None,
+        auth_database: str | None = None,
+    ):
+        super().__init__(workdir)
+        self.backend, self.artifacts = backend, artifacts
+        self.extra_env = extra_env or {}
+        self.auth_database = auth_database
+        self.admin_password = "mlflow-" + secrets.token_hex(8) if auth_database else None
+        self.uri = f"http://127.0.0.1:{self.port}"
 
-def wait_until_healthy(uri: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not healthy(uri):
-        if process.poll() is not None or time.monotonic() > deadline:
-            state = f"exited {process.returncode}" if process.poll() is not None else "timed out"
-            tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-            raise RuntimeError(f"mlflow server {state} before answering {uri}/health:\n{tail}")
-        time.sleep(0.5)
+    def uri_with_credentials(self) -> str:
+        return f"http://{ADMIN}:{self.admin_password}@127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        mlflow = Path(sys.executable).with_name("mlflow")
+        command = [
+            str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", self.backend, "--artifacts-destination", self.artifacts,
+            "--workers", "1",
+        ]  # fmt: skip
+        return command + (["--app-name", "basic-auth"] if self.auth_database else [])
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server and its workers (its own process group), forcefully if it lingers."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            **QUIET_TOOLS,
+            **self.extra_env,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        if self.auth_database:
+            config = self.workdir / "basic_auth.ini"
+            config.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = {self.auth_database}\nadmin_username = {ADMIN}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                encoding="utf-8",
+            )
+            env |= {
+                "MLFLOW_AUTH_CONFIG_PATH": str(config),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            }
+        return env
+
+    def ready(self) -> bool:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
 
 @contextmanager
-def mlflow_server(workdir: Path, mlflow: Path = MODEL_VENV / "bin" / "mlflow") -> Iterator[str]:
-    """Run `mlflow server` on a free local port; yields its URI and always stops it."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = workdir / "server.log"
-    env = {**os.environ, **QUIET_TOOLS, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [
-        str(mlflow),
-        "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--default-artifact-root", str(workdir / "artifacts"),
-        "--workers", "1",
-    ]  # fmt: skip
-    with log.open("w", encoding="utf-8") as output:
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_until_healthy(uri, process, log)
-        yield uri
-    finally:
-        stop(process)
+def mlflow_server(workdir: Path) -> Iterator[str]:
+    """`mlflow server` on sqlite and a local artifact directory; yields its URI."""
+    backend = f"sqlite:///{workdir / 'mlflow.db'}"
+    with MlflowServer(workdir, backend, str(workdir / "artifacts")) as server:
+        yield server.uri

@@ -28,6 +28,7 @@ from packaging.requirements import Requirement
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.serving.api import CARD_FILE, MODEL_FILE, SCHEMA_FILE, ModelLineage
 
+from . import mlflow_client
 from .artifacts import BentoRecord, TrainRecord
 from .settings import Settings, load_settings
 from .urls import redact
@@ -46,24 +47,22 @@ def fetch_model(settings: Settings, trained: TrainRecord, into: Path) -> tuple[A
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one file: no bar
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    version = client.get_model_version(settings.project, trained.model_version)
-    run = client.get_run(version.run_id)
-    model = mlflow.sklearn.load_model(f"models:/{settings.project}/{version.version}")
-    for name in (SCHEMA_FILE, CARD_FILE):
-        try:
-            mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=name, dst_path=str(into)
-            )
-        except (OSError, MlflowException):
-            raise ProjectError(
-                f"MLflow run {version.run_id} ({settings.project} version {version.version}) "
-                f"has no {name}; run `make train`"
-            ) from None
+    with mlflow_client.one_line_errors(settings.mlflow_tracking_uri):
+        client = mlflow_client.client(settings.mlflow_tracking_uri)
+        version = client.get_model_version(settings.project, trained.model_version)
+        run = client.get_run(version.run_id)
+        model = mlflow.sklearn.load_model(f"models:/{settings.project}/{version.version}")
+        for name in (SCHEMA_FILE, CARD_FILE):
+            try:
+                mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=name, dst_path=str(into)
+                )
+            except OSError:
+                raise ProjectError(
+                    f"MLflow run {version.run_id} ({settings.project} version "
+                    f"{version.version}) has no {name}; run `make train`"
+                ) from None
     tags = run.data.tags
     lineage = ModelLineage(
         model_name=settings.project,

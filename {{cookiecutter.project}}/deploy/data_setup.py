@@ -15,6 +15,7 @@ import yaml
 from {{ cookiecutter.__package }}.config import load_params
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 
+from . import dvc_remote
 from .commands import dvc
 from .sample_data import restore_sample
 
@@ -29,7 +30,7 @@ def main() -> None:
         # A fresh clone: pull the data and also the pipeline outputs dvc.lock records, so that
         # `make train` restores the pushed model instead of retraining it (what is missing on the
         # remote is simply retrained).
-        dvc("pull", "--quiet", "--allow-missing", cwd=Path.cwd())
+        dvc_remote.pull(Path.cwd())
         source = "the DVC remote"
     if not data.is_file():
         [out] = yaml.safe_load(pointer.read_text(encoding="utf-8"))["outs"]

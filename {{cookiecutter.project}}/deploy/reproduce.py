@@ -25,7 +25,7 @@ import yaml
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.paths import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE
 
-from . import model_card
+from . import mlflow_client, model_card
 from .artifacts import ReproduceRecord, TrainRecord
 from .commands import dvc, run_command
 from .compare import (
@@ -156,11 +156,10 @@ def tag_lineage_run(root: Path, tracking_uri: str, reproducible: bool, worst: fl
         return "mlflow: no build/lineage.json (run `make train`); verdict not tagged"
     if trained.identity.get("model_sha256") != sha256_file(root / MODEL_FILE):
         return "mlflow: build/lineage.json describes another model (run `make train`); not tagged"
-    from mlflow import MlflowClient  # slow import: only when there is a run to tag
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    client.set_tag(trained.mlflow_run_id, "reproducible", str(reproducible).lower())
-    client.set_tag(trained.mlflow_run_id, "reproduce_max_abs_diff", repr(worst))
+    with mlflow_client.one_line_errors(tracking_uri):  # mlflow is imported only now: slow
+        client = mlflow_client.client(tracking_uri)
+        client.set_tag(trained.mlflow_run_id, "reproducible", str(reproducible).lower())
+        client.set_tag(trained.mlflow_run_id, "reproduce_max_abs_diff", repr(worst))
     return f"mlflow: tagged run {trained.mlflow_run_id} reproducible={str(reproducible).lower()}"
 
 

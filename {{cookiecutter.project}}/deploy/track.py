@@ -23,7 +23,7 @@ from {{ cookiecutter.__package }}.paths import (
     TEST_FILE,
 )
 
-from . import lineage, model_card
+from . import lineage, mlflow_client, model_card
 from .artifacts import ModelCardRecord, TrainRecord
 from .naming import env_name, mlflow_alias
 from .settings import load_settings
@@ -48,7 +48,9 @@ def flat_params(path: Path = PARAMS_FILE) -> dict[str, str]:
 
 
 def find_logged_run(client, experiment_id: str, tags: dict[str, str]):
+    """The finished run of this very model; a run cut short (server gone) is logged again."""
     query = " and ".join(f"tags.{key} = '{tags[key]}'" for key in IDENTITY_TAGS)
+    query += " and attributes.status = 'FINISHED'"
     runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
     return runs[0] if runs else None
 
@@ -131,20 +133,21 @@ def main() -> None:
         return
 
     import mlflow
-    from mlflow import MlflowClient
 
     from {{ cookiecutter.__package }}.serving.api import CARD_FILE
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    experiment_id = mlflow.set_experiment(settings.project).experiment_id
-    logged = find_logged_run(client, experiment_id, tags)
-    run_id = logged.info.run_id if logged else log_new_run(experiment_id, settings.project, tags)
-    version = model_version_of(client, settings.project, run_id)
-    # The champion is production's model before this training moves any alias.
-    champion = model_card.champion_of(client, settings.project, version)
+    with mlflow_client.one_line_errors(settings.mlflow_tracking_uri):
+        client = mlflow_client.client(settings.mlflow_tracking_uri)
+        experiment_id = mlflow.set_experiment(settings.project).experiment_id
+        logged = find_logged_run(client, experiment_id, tags)
+        run_id = (
+            logged.info.run_id if logged else log_new_run(experiment_id, settings.project, tags)
+        )
+        version = model_version_of(client, settings.project, run_id)
+        # The champion: the version the `production` alias points at (training moves no alias).
+        champion = model_card.champion_of(client, settings.project, version)
     alias = mlflow_alias(env_name(tags["git_branch"], settings.default_branch))
 
     # Records and logs never carry credentials; later steps connect with the settings again.

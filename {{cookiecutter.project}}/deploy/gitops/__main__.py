@@ -5,6 +5,7 @@
     python -m deploy.gitops teardown [--branch B] [--repo URL] [--project NAME]
     python -m deploy.gitops gc       [--live-branch B ...| --remote R] [--ttl 7d] [--dry-run]
     python -m deploy.gitops rollback --reason TEXT [--to-version N]
+    python -m deploy.gitops envs     [--repo URL] [--project NAME]     (read-only)
 
 Environment: DEPLOY_BRANCH (else CI_COMMIT_REF_NAME, GITHUB_HEAD_REF, GITHUB_REF_NAME, git HEAD),
 GITOPS_REPO, GITOPS_BRANCH (default main), GITOPS_TOKEN and GITOPS_USER (HTTPS remotes),
@@ -71,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     teardown = sub.add_parser("teardown", help="remove this branch's environment")
     common(teardown)
     branch_option(teardown)
+
+    envs = sub.add_parser("envs", help="list this project's environments (read-only)")
+    common(envs)
 
     gc = sub.add_parser("gc", help="remove environments of deleted branches or past their TTL")
     common(gc)

@@ -33,8 +33,8 @@ from .repo import transact
 from .values import (
     dump,
     environment_values,
-    load_overrides,
     load_values,
+    overrides_for,
     parse_image,
     same_apart_from_time,
 )
@@ -147,7 +147,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     lineage = lineage_values(args, trained, branch, settings.root)
     image = image_to_deploy(args, settings.root, lineage["mlflowRunId"])
     host = preview_host(settings.project, env, settings.preview_domain)
-    values = environment_values(settings.project, env, host, image, lineage, load_overrides())
+    values = environment_values(settings.project, env, host, image, lineage, overrides_for(env))
     override = args.gate_override or os.environ.get("GATE_OVERRIDE") or None
     promote = promotion(settings, trained, override) if env == PRODUCTION else None
     repo = gitops_repo(settings)

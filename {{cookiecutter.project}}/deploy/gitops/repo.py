@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 
-from ..urls import is_remote, redact
+from ..urls import is_remote, redact, scrub
 
 # Under heavy contention (dozens of pipelines pushing at once) a writer may lose many rounds;
 # the backoff grows so that late rounds spread writers over several seconds.
@@ -29,6 +30,13 @@ MAX_ATTEMPTS = 30
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 8.0
 BOT = {"name": "gitops-deploy", "email": "gitops-deploy@localhost"}
+# How git says the server refused (or had to ask for) the credentials.
+AUTH_FAILURES = (
+    "authentication failed",
+    "could not read username",
+    "returned error: 401",
+    "returned error: 403",
+)
 
 
 class GitError(ProjectError):
@@ -41,6 +49,15 @@ class Outcome:
     attempts: int  # pushes tried; attempts - 1 were rejected and retried
 
 
+def _basic_auth() -> str | None:
+    """The Authorization header value for HTTPS remotes, from GITOPS_TOKEN (and GITOPS_USER)."""
+    token = os.environ.get("GITOPS_TOKEN")
+    if not token:
+        return None
+    user = os.environ.get("GITOPS_USER") or "oauth2"  # CI may pass an unset variable as ""
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
 def _git_env(location: str) -> dict[str, str]:
     """Environment for git: bot identity, no prompts, and the token as an HTTP header.
 
@@ -51,15 +68,35 @@ def _git_env(location: str) -> dict[str, str]:
     for role in ("AUTHOR", "COMMITTER"):
         env.setdefault(f"GIT_{role}_NAME", BOT["name"])
         env.setdefault(f"GIT_{role}_EMAIL", BOT["email"])
-    token = os.environ.get("GITOPS_TOKEN")
-    if token and location.startswith("https://"):
-        user = os.environ.get("GITOPS_USER", "oauth2")
-        basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+    basic = _basic_auth()
+    if basic and location.startswith("https://"):
         count = int(env.get("GIT_CONFIG_COUNT", "0"))
         env[f"GIT_CONFIG_KEY_{count}"] = "http.extraHeader"
-        env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: Basic {basic}"
+        env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: {basic}"
         env["GIT_CONFIG_COUNT"] = str(count + 1)
     return env
+
+
+def rejected(stderr: str) -> bool:
+    """A push refused because the branch moved meanwhile (another writer won the race)."""
+    return ("[rejected]" in stderr or "[remote rejected]" in stderr) and "declined" not in stderr
+
+
+def cause(stderr: str) -> str:
+    """Why git could not talk to the remote, in one line: git's fatal/error line without the
+    quoted URL, or what to fix for the failures a team meets first (token, CA)."""
+    lowered = stderr.lower()
+    if any(sign in lowered for sign in AUTH_FAILURES):
+        return "authentication failed: check GITOPS_TOKEN (and GITOPS_USER, default oauth2)"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    line = next(
+        (x for x in lines if x.startswith(("fatal:", "error:"))), lines[-1] if lines else ""
+    )
+    line = re.sub(r"^(fatal|error):\s*", "", line)
+    line = re.sub(r"^unable to access '[^']*':\s*", "", line)
+    if "certificate" in lowered or "ssl ca" in lowered:
+        return f"{line} (a private CA? set GIT_SSL_CAINFO to its certificate bundle)"
+    return line or "git failed"
 
 
 def ensure_local_repo(location: str) -> None:
@@ -95,8 +132,11 @@ class Clone:
     def scrub(self, text: str) -> str:
         """Git's message without credentials, whether they came in the URL or the token."""
         text = text.replace(self.location, redact(self.location))
-        token = os.environ.get("GITOPS_TOKEN")
-        return text.replace(token, "***") if token else text
+        return scrub(text, os.environ.get("GITOPS_TOKEN"), _basic_auth())
+
+    def unreachable(self, result: subprocess.CompletedProcess[str]) -> GitError:
+        """The one-line failure of a command that talks to the GitOps repo."""
+        return GitError(f"GitOps repo {redact(self.location)}: {cause(self.scrub(result.stderr))}")
 
     def init(self) -> None:
         # No remote is configured: the location is passed to each fetch and push, so no URL
@@ -117,7 +157,10 @@ class Clone:
         self.git("checkout", "--quiet", "--force", "-B", "work", "FETCH_HEAD")
 
     def _remote_has_branch(self) -> bool:
-        heads = self.git("ls-remote", "--heads", "--", self.location, f"refs/heads/{self.branch}")
+        ref = f"refs/heads/{self.branch}"
+        heads = self.git("ls-remote", "--heads", "--", self.location, ref, check=False)
+        if heads.returncode != 0:
+            raise self.unreachable(heads)
         return bool(heads.stdout.strip())
 
     def stage(self) -> bool:
@@ -132,6 +175,8 @@ class Clone:
         pushed = self.git(
             "push", "--quiet", "--no-verify", "--", self.location, target, check=False
         )
+        if pushed.returncode != 0 and not rejected(pushed.stderr):
+            raise self.unreachable(pushed)
         return pushed.returncode == 0
 
 

@@ -1,5 +1,11 @@
-"""One environment's chart values: generated keys (project, environment, image, lineage, host)
-over the per-project overrides in deploy/values.yaml, checked against the chart's schema."""
+"""One environment's chart values, checked against the chart's schema. Merged in this order,
+each over the one before (mappings key by key, anything else replaced):
+
+1. the chart's defaults (charts/bento-service/values.yaml; Helm applies them),
+2. deploy/values.yaml: every environment of this project,
+3. deploy/values-production.yaml or deploy/values-preview.yaml: the environment's kind,
+4. the generated keys (project, environment, image, lineage, ingress.host), which always win.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,10 @@ import yaml
 from {{ cookiecutter.__package }}.errors import ProjectError
 
 from ..artifacts import ImageRecord
+from ..naming import PRODUCTION
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 SCHEMA = DEPLOY_DIR / "values.schema.json"  # a copy of charts/bento-service/values.schema.json
-OVERRIDES = DEPLOY_DIR / "values.yaml"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -44,8 +50,8 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_overrides(path: Path = OVERRIDES) -> dict[str, Any]:
-    """Per-project chart values; everything in the file may be commented out."""
+def load_overrides(path: Path) -> dict[str, Any]:
+    """One file of chart values; it may be missing, or everything in it commented out."""
     if not path.is_file():
         return {}
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -54,6 +60,20 @@ def load_overrides(path: Path = OVERRIDES) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProjectError(f"{path}: must be a mapping of chart values")
     return data
+
+
+def overrides_files(env: str, directory: Path = DEPLOY_DIR) -> list[Path]:
+    """The project's values files for `env`, lowest precedence first."""
+    kind = "production" if env == PRODUCTION else "preview"
+    return [directory / "values.yaml", directory / f"values-{kind}.yaml"]
+
+
+def overrides_for(env: str, directory: Path = DEPLOY_DIR) -> dict[str, Any]:
+    """The project's chart values for `env`: values.yaml, then the file of its kind over it."""
+    merged: dict[str, Any] = {}
+    for path in overrides_files(env, directory):
+        merged = deep_merge(merged, load_overrides(path))
+    return merged
 
 
 def without_empty(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -57,8 +57,32 @@ def test_values_outside_the_chart_schema_are_refused_naming_the_key() -> None:
         environment({"replicaCount": "many"})
 
 
-def test_the_shipped_overrides_file_is_valid() -> None:
-    environment(values.load_overrides())
+@pytest.mark.parametrize("env", ["production", "feat-x"])
+def test_the_shipped_overrides_files_are_valid(env: str) -> None:
+    environment(values.overrides_for(env))
+
+
+def test_the_environment_kind_file_goes_over_values_yaml_and_generated_keys_over_both(
+    tmp_path,
+) -> None:
+    (tmp_path / "values.yaml").write_text(
+        "replicaCount: 2\nnodeSelector: {pool: models}\nbento: {workers: 2}\n"
+    )
+    (tmp_path / "values-production.yaml").write_text(
+        "replicaCount: 4\nbento: {service: Model}\nproject: not-this\n"
+    )
+    (tmp_path / "values-preview.yaml").write_text("replicaCount: 1\n")
+    production = values.overrides_for("production", tmp_path)
+    preview = values.overrides_for("feat-x", tmp_path)
+    assert production["replicaCount"] == 4 and preview["replicaCount"] == 1
+    assert production["bento"] == {"workers": 2, "service": "Model"}  # merged key by key
+    assert production["nodeSelector"] == preview["nodeSelector"] == {"pool": "models"}
+    assert environment(production)["project"] == "model"
+
+
+def test_a_missing_kind_file_is_no_override(tmp_path) -> None:
+    (tmp_path / "values.yaml").write_text("replicaCount: 2\n")
+    assert values.overrides_for("production", tmp_path) == {"replicaCount": 2}
 
 
 def test_branch_names_stay_data_in_the_values_file() -> None:
