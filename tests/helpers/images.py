@@ -52,7 +52,6 @@ CONTAINER_TOOLS += ("runc", "crun", "docker", "nsenter", "chroot")
 UV_CONTROL_FILES = (".lock", ".gitignore", ".git", "CACHEDIR.TAG")
 
 
-
 def base_image_env(registry: str) -> dict[str, str]:
     """BASE_IMAGE, the Debian base image pushed to `registry` (built once), and the containers
     storage settings buildah inspects images with: scripts/base_image.sh's output."""
