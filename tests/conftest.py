@@ -49,7 +49,9 @@ def model_env() -> dict[str, str]:
     leaked = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "GITOPS_REPO", "CI_COMMIT_REF_NAME")
     forge = ("CI_DEFAULT_BRANCH", "DEFAULT_BRANCH", "CI_COMMIT_SHA", "GITHUB_SHA")
     branches = ("GITHUB_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_BASE_REF")
-    for name in (*leaked, *forge, *branches):
+    # Under `make test`, a project's make would count as a sub-make and print its directory.
+    make = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    for name in (*leaked, *forge, *branches, *make):
         env.pop(name, None)
     return env
 

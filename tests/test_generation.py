@@ -365,7 +365,7 @@ def test_every_sample_is_the_file_its_pointer_names(trained_project: Path, model
     """Each data set option's CSV, written from scikit-learn, has its .dvc pointer's md5."""
     pointers = {
         path.name.split("'")[1]: yaml.safe_load(path.read_text())["outs"][0]["md5"]
-        for path in (TEMPLATE / "{{cookiecutter.project}}" / "data" / "raw").glob("*.dvc")
+        for path in (TEMPLATE / "{{cookiecutter.project}}" / "data" / "raw").glob("*.csv.dvc*")
     }
     code = (
         "import hashlib, json, sys\n"

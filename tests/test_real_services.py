@@ -48,9 +48,10 @@ DATA = "data/raw/breast_cancer.csv"
 IMAGE_LABELS = """
 import json
 from pathlib import Path
-from deploy import image
 from deploy.artifacts import BentoRecord
-print(json.dumps(image.labels(Path.cwd(), "a" * 40, BentoRecord.require(Path.cwd()))))
+from deploy.image.__main__ import labels
+bento = BentoRecord.require(Path.cwd())
+print(json.dumps(labels(Path.cwd(), "a" * 40, "2026-01-01T00:00:00Z", bento)))
 """
 
 
@@ -249,14 +250,14 @@ def test_mlflow_on_postgresql_and_s3_through_train_bento_deploy_and_teardown(
     assert record["mlflow_tracking_uri"] == mlflow.uri
     run_id, version = record["mlflow_run_id"], record["model_version"]
     assert registry.get_run(run_id).info.status == "FINISHED"
-    assert registry.get_model_version_by_alias(PROJECT, alias).run_id == run_id
+    assert alias not in registry.get_registered_model(PROJECT).aliases  # moves at deploy
     assert len(registry.search_model_versions(f"name = '{PROJECT}'")) == versions + 1
     stored = s3.keys("mlflow/")  # the artifacts went through the server into S3
     assert any(run_id in key and key.endswith("schema.json") for key in stored), stored
     assert any(key.endswith("model.pkl") for key in stored), stored
 
     results.append(make(project, env, "bento"))
-    assert f"from {PROJECT}@{alias} (version {version})" in results[-1].stdout
+    assert f"from {PROJECT} version {version}" in results[-1].stdout
     labels = run([PYTHON, "-c", IMAGE_LABELS], project, toolkit).stdout
     assert json.loads(labels)["mlflow.run-id"] == run_id
     with BentoServer(project, env) as served:
@@ -266,6 +267,7 @@ def test_mlflow_on_postgresql_and_s3_through_train_bento_deploy_and_teardown(
     deploy = [PYTHON, "-m", "deploy.gitops", "deploy", "--image", image_ref(1)]
     results.append(run(deploy, project, toolkit))
     assert f"MLflow alias {PROJECT}@{alias} -> version {version}" in results[-1].stdout
+    assert registry.get_model_version_by_alias(PROJECT, alias).run_id == run_id
     values = git(
         git_server.path("mlflow-e2e.git"), "show", f"main:envs/{PROJECT}/{env_name}/values.yaml"
     )

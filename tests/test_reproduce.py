@@ -71,13 +71,16 @@ def test_reproduce_fails_when_training_is_not_deterministic(
     project: Path, model_env: dict[str, str]
 ) -> None:
     train = project / "src" / PACKAGE / "train.py"
-    fit = "        model.fit(features, target)\n"
-    assert fit in train.read_text(encoding="utf-8")
-    unseeded = (
-        "        noise = __import__('numpy').random.default_rng().normal(0, 1e-3, features.shape)\n"
-        "        model.fit(features + noise, target)\n"
+    source = train.read_text(encoding="utf-8")
+    fit = next(
+        line for line in source.splitlines() if line.strip() == "model.fit(features, target)"
     )
-    train.write_text(train.read_text(encoding="utf-8").replace(fit, unseeded), encoding="utf-8")
+    indent = fit[: len(fit) - len(fit.lstrip())]
+    unseeded = (
+        f"{indent}noise = __import__('numpy').random.default_rng().normal(0, 1e-3, features.shape)\n"
+        f"{indent}model.fit(features + noise, target)"
+    )
+    train.write_text(source.replace(fit, unseeded), encoding="utf-8")
     commit_all(project, model_env, "Unseeded noise in training")
     make("train", project, model_env)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from helpers.browser import loaded_images, markdown_page, screenshot
-from helpers.project import TEMPLATE, copy_project, run
+from helpers.gitops import bare_repo
+from helpers.gitops import image as image_ref
+from helpers.project import MODEL_VENV, TEMPLATE, copy_project, run
 
 ARTIFACTS = TEMPLATE / "test-artifacts"
 
@@ -19,15 +21,26 @@ def git(project: Path, env: dict[str, str], *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def note(trained_project: Path, model_env: dict[str, str], tmp_path_factory) -> Path:
-    """build/report.md of a branch that changed a hyperparameter, against main."""
-    project = copy_project(trained_project, tmp_path_factory.mktemp("review"))
-    git(project, model_env, "add", "--all")
-    git(project, model_env, "commit", "--quiet", "--allow-empty", "-m", "trained")
-    git(project, model_env, "checkout", "--quiet", "-b", "feat/smaller-C")
+    """build/report.md of a branch that changed a hyperparameter, against main in production."""
+    work = tmp_path_factory.mktemp("review")
+    project = copy_project(trained_project, work)
+    env = {**model_env, "GITOPS_REPO": str(bare_repo(work / "gitops.git"))}
+    git(project, env, "add", "--all")
+    git(project, env, "commit", "--quiet", "--allow-empty", "-m", "trained")
+    deploy = [
+        str(MODEL_VENV / "bin" / "python"),
+        "-m",
+        "deploy.gitops",
+        "deploy",
+        "--image",
+        image_ref(1),
+    ]
+    run(deploy, project, {**env, "PYTHONPATH": f"{project / 'src'}:{project}"})
+    git(project, env, "checkout", "--quiet", "-b", "feat/smaller-C")
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))
-    run(["make", "train"], project, model_env)
-    run(["make", "report"], project, model_env)
+    run(["make", "train"], project, env)
+    run(["make", "report"], project, env)
     return project / "build" / "report.md"
 
 
