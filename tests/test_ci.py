@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,23 @@ class GitLabLoader(yaml.SafeLoader):
 GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
-@pytest.fixture(scope="module", params=PROVIDERS)
-def generated(request, tmp_path_factory) -> tuple[str, Path]:
-    provider = request.param
-    return provider, bake(tmp_path_factory.mktemp(f"ci-{provider}"), ci_provider=provider)
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Callable[[str], Path]:
+    """The project baked for a ci_provider, once per provider."""
+    projects: dict[str, Path] = {}
+
+    def project(provider: str) -> Path:
+        if provider not in projects:
+            directory = tmp_path_factory.mktemp(f"ci-{provider}")
+            projects[provider] = bake(directory, ci_provider=provider)
+        return projects[provider]
+
+    return project
 
 
-def test_ci_files_follow_the_provider(generated):
-    provider, project = generated
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ci_files_follow_the_provider(generated, provider):
+    project = generated(provider)
     workflows = {p.name for p in (project / ".github" / "workflows").glob("*")}
     assert (project / ".gitlab-ci.yml").is_file() == (provider != "github")
     assert workflows == (set() if provider == "gitlab" else WORKFLOWS)
@@ -49,10 +59,9 @@ def test_ci_files_follow_the_provider(generated):
         assert not (project / ".github").exists()
 
 
-def test_generated_gitlab_ci_is_valid(generated):
-    provider, project = generated
-    if provider == "github":
-        pytest.skip("no .gitlab-ci.yml for ci_provider=github")
+@pytest.mark.parametrize("provider", ("gitlab", "both"))
+def test_generated_gitlab_ci_is_valid(generated, provider):
+    project = generated(provider)
     pipeline = yaml.load((project / ".gitlab-ci.yml").read_text(), Loader=GitLabLoader)
     assert pipeline["stages"] == ["test", "train", "reproduce", "build", "deploy", "stop"]
     jobs = {k: v for k, v in pipeline.items() if isinstance(v, dict) and "script" in v}
@@ -70,10 +79,9 @@ def test_generated_gitlab_ci_is_valid(generated):
     assert schema_errors([project / ".gitlab-ci.yml"], "vendor.gitlab-ci", project) == ""
 
 
-def test_generated_github_workflows_are_valid_and_clean(generated):
-    provider, project = generated
-    if provider == "gitlab":
-        pytest.skip("no workflows for ci_provider=gitlab")
+@pytest.mark.parametrize("provider", ("github", "both"))
+def test_generated_github_workflows_are_valid_and_clean(generated, provider):
+    project = generated(provider)
     files = sorted((project / ".github" / "workflows").glob("*.yml"))
     for path in files:
         text = path.read_text()
@@ -101,9 +109,7 @@ def test_generated_github_workflows_are_valid_and_clean(generated):
 
 def test_the_github_note_job_keeps_the_files_its_comment_names(generated):
     """GitHub has no upload API for comments: the comment names the artifact the job uploads."""
-    provider, project = generated
-    if provider == "gitlab":
-        pytest.skip("no workflows for ci_provider=gitlab")
+    project = generated("github")
     steps = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())["jobs"]["note"]
     upload = next(s for s in steps["steps"] if s.get("uses", "").startswith("actions/upload-art"))
     forge = (project / "deploy" / "forge.py").read_text()
