@@ -376,3 +376,12 @@ def test_every_sample_is_the_file_its_pointer_names(trained_project: Path, model
     env = {**model_env, "PYTHONPATH": f"{trained_project / 'src'}:{trained_project}"}
     written = json.loads(run([str(python), "-c", code], trained_project, env).stdout)
     assert written == pointers
+
+
+@pytest.mark.slow
+def test_the_readme_layout_names_every_top_level_folder(trained_project: Path) -> None:
+    readme = (trained_project / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    named = {word.split("/")[0] for line in layout.splitlines() for word in line.split()[:2]}
+    folders = {p.name for p in trained_project.iterdir() if p.is_dir()} - {".git", ".venv"}
+    assert folders - named == set(), "README layout misses these folders"
