@@ -20,7 +20,7 @@ tools: ## Install everything the demo and the tests need (uv, dev venv, system t
 
 .PHONY: test
 test: tools ## Run the whole test suite (slow end-to-end tests included)
-	$(PYTEST) -n 2 --dist loadgroup
+	$(PYTEST) -n 2 --dist loadgroup --durations=30
 
 .PHONY: test-fast
 test-fast: tools ## Run the quick subset (no venvs, trainings or pipelines)
