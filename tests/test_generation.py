@@ -76,7 +76,7 @@ COMMON_FILES = {
         f"deploy/{module}.py"
         for module in (
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup",
-            "deployed_model", "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client",
+            "deployed_model", "drift", "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client",
             "model_card", "model_registry", "naming", "params", "plots", "profile", "report",
             "reproduce", "sample_data", "score", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
