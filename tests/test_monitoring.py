@@ -14,6 +14,10 @@ from helpers.browser import dom_and_console
 from helpers.project import copy_project
 
 pytestmark = pytest.mark.slow
+SET_PRODUCTION_ALIAS = (
+    "import sys, mlflow; "
+    "mlflow.MlflowClient(sys.argv[1]).set_registered_model_alias(sys.argv[2], 'production', sys.argv[3])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,33 @@ def test_score_carries_the_model_version_and_refuses_a_missing_column(
     assert refused.returncode != 0
     assert f"missing column(s) {names[0]!r}" in error_line(refused)
     assert not (project / "x.csv").exists()
+
+
+def test_drift_of_an_environment_finds_its_training_data_through_lineage(
+    project: Path, model_env: dict[str, str], tmp_path: Path
+) -> None:
+    lineage = json.loads((project / "build/lineage.json").read_text(encoding="utf-8"))
+    python = Path(model_env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
+    subprocess.run(
+        [
+            str(python),
+            "-c",
+            SET_PRODUCTION_ALIAS,
+            lineage["mlflow_tracking_uri"],
+            lineage["model_name"],
+            lineage["model_version"],
+        ],
+        cwd=project,
+        env=model_env,
+        check=True,
+    )
+    shifted(project, tmp_path / "shifted.csv", 1.5)
+    result = make(
+        project, model_env, "drift", f"INPUT={tmp_path / 'shifted.csv'}", "ENV=production"
+    )
+    assert result.returncode != 0 and "drift past the thresholds" in error_line(result)
+    summary = json.loads((project / "build/drift.json").read_text(encoding="utf-8"))
+    assert summary["mlflow_run_id"] == lineage["mlflow_run_id"]
+    assert summary["reference"].startswith(
+        f"data/prepared/train.csv of run {lineage['mlflow_run_id']}"
+    )

@@ -2,8 +2,8 @@
 predictions on them, still look like the training data of the model that serves them?
 
 The reference is the training split of that model: for an environment, found through lineage
-(its MLflow alias -> run -> git commit -> the DVC-tracked data/prepared/train.csv of that commit);
-without ENV, the local split `make train` used. Each feature is compared with a two-sample test
+(its MLflow alias -> run -> the DVC hash of data/prepared it recorded -> train.csv in the DVC
+cache); without ENV, the local split `make train` used. Each feature is compared with a two-sample test
 from SciPy (Kolmogorov-Smirnov for numbers, chi-squared on the level counts for categories), and
 so is the model's score. Writes build/drift.html and build/drift.json (one verdict per feature)
 and exits 1 when the score drifted or more than `drift.max_drifted_share` of the features did, a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import io
 import json
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
-from {{ cookiecutter.__package }}.paths import TRAIN_FILE
+from {{ cookiecutter.__package }}.paths import PREPARED, TRAIN_FILE
 
 from .deployed_model import DeployedModel, resolve
 from .params import load_pipeline_params
@@ -69,22 +68,25 @@ def reference_of(settings: Settings, deployed: DeployedModel) -> tuple[pd.DataFr
         if not TRAIN_FILE.is_file():
             raise ProjectError(f"{TRAIN_FILE}: not found; run `make train`")
         return pd.read_csv(TRAIN_FILE), str(TRAIN_FILE)
-    commit = deployed.tags.get("git_commit", "")
-    md5 = deployed.tags.get(f"dvc_md5:{TRAIN_FILE}")
-    if not commit or not md5:
-        raise ProjectError(
-            f"MLflow run {deployed.mlflow_run_id} records no git commit or {TRAIN_FILE} hash"
-        )
-    import dvc.api
+    # The run's hash of the prepared splits (a DVC directory object) names the exact file.
+    tag, commit = deployed.tags.get(f"dvc_md5:{PREPARED}", ""), deployed.tags.get("git_commit", "")
+    if not tag.endswith(".dir"):
+        raise ProjectError(f"MLflow run {deployed.mlflow_run_id} records no {PREPARED} hash")
+    from dvc.repo import Repo
 
-    try:
-        text = dvc.api.read(str(TRAIN_FILE), repo=str(settings.root), rev=commit)
-    except Exception as error:  # noqa: BLE001 - DVC's errors are many; the message says which
+    cache = Repo(str(settings.root)).cache.local
+    listing = Path(cache.oid_to_path(tag))
+    if not listing.is_file():
         raise ProjectError(
-            f"DVC: cannot read {TRAIN_FILE} of commit {commit[:12]} (run "
-            f"{deployed.mlflow_run_id}): {str(error).splitlines()[0]}; try `dvc pull`"
-        ) from None
-    return pd.read_csv(io.StringIO(text)), f"{TRAIN_FILE}@{commit[:12]} (md5 {md5})"
+            f"DVC: the training data of run {deployed.mlflow_run_id} ({PREPARED} md5 {tag}) is "
+            f"not in the local cache; `git checkout {commit[:12]} && dvc pull` fetches it"
+        )
+    entries = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text(encoding="utf-8"))}
+    md5 = entries[TRAIN_FILE.name]
+    data = Path(cache.oid_to_path(md5))
+    if not data.is_file():
+        raise ProjectError(f"DVC: {TRAIN_FILE} md5 {md5} is not in the local cache; run `dvc pull`")
+    return pd.read_csv(data), f"{TRAIN_FILE} of run {deployed.mlflow_run_id} (md5 {md5})"
 
 
 def typed(frame: pd.DataFrame, schema: dict[str, Any], source: str) -> pd.DataFrame:
