@@ -68,7 +68,7 @@ COMMON_FILES = {
             "__init__", "atomic", "config", "data", "errors", "evaluate", "features", "model",
             "paths", "prepare", "service", "train",
             "serving/__init__", "serving/api", "serving/fastpath", "serving/guard",
-            "serving/metrics", "serving/runtime",
+            "serving/metrics", "serving/predlog", "serving/runtime",
         )
     ),
     # The delivery toolkit: the template's.
@@ -93,7 +93,8 @@ COMMON_FILES = {
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
-            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
+            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_predlog",
+            "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
             "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",
             "deploy/test_params", "deploy/test_plots", "deploy/test_profile",

@@ -94,6 +94,7 @@ def reference(bento_project: tuple[Path, dict[str, str]]) -> dict[str, Any]:
 def server(bento_project: tuple[Path, dict[str, str]]) -> Iterator[str]:
     """`make serve` on a free port; yields the base URL once /readyz answers."""
     project, env = bento_project
+    env = {**env, "SERVICE_PREDICTION_LOG": str(project / "build" / "predictions.jsonl")}
     port = free_port()
     log = (project / "build" / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -314,6 +315,38 @@ def test_prediction_metrics_take_label_values_from_the_schema_only(
         if n == "model_feature_training_fraction" and labels["feature"] == first
     ]
     assert len(fractions) == 10 and abs(sum(fractions) - 1.0) < 1e-3
+
+
+def test_the_prediction_log_feeds_make_drift(
+    server: str, bento_project: tuple[Path, dict[str, str]], record: dict[str, Any]
+) -> None:
+    project, env = bento_project
+    assert post_json(f"{server}/predict_batch", {"records": [record] * 20})[0] == 200
+    deadline, logged = time.monotonic() + 15, []
+    # Other tests' requests are in the log too (two workers, one file each): count this one's.
+    while time.monotonic() < deadline and sum(e["features"] == record for e in logged) < 20:
+        time.sleep(0.2)
+        logged = [
+            json.loads(line)
+            for path in (project / "build").glob("predictions.*.jsonl")
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+    assert sum(entry["features"] == record for entry in logged) >= 20
+    (project / "build" / "log.jsonl").write_text(
+        "".join(json.dumps(entry) + "\n" for entry in logged), encoding="utf-8"
+    )
+    result = subprocess.run(
+        ["make", "drift", "INPUT=build/log.jsonl"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # 20 copies of one record drift, of course: the point is that the log is the report's input.
+    assert "features drifted" in result.stdout, result.stderr[-2000:]
+    summary = json.loads((project / "build" / "drift.json").read_text(encoding="utf-8"))
+    assert summary["current"].endswith(f"({len(logged)} rows)")
 
 
 def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
