@@ -41,7 +41,8 @@ def local(settings: Settings) -> DeployedModel:
         version, run_id = trained.model_version, trained.mlflow_run_id
     except ProjectError:
         version, run_id = "local", "none"  # trained, never logged to MLflow
-    return DeployedModel(load_model(), read_schema(), version, run_id, {}, str(MODEL_FILE))
+    source = f"{MODEL_FILE} (version {version})"
+    return DeployedModel(load_model(), read_schema(), version, run_id, {}, source)
 
 
 def of_environment(settings: Settings, env: str) -> DeployedModel:

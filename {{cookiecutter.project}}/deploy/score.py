@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = score(deployed, source, output)
     seconds = time.perf_counter() - start
     print(
-        f"scored {rows} rows of {source} with {deployed.source}, version "
-        f"{deployed.model_version}, run {deployed.mlflow_run_id}: {output} "
+        f"scored {rows} rows of {source} with {deployed.source}, run "
+        f"{deployed.mlflow_run_id}: {output} "
         f"({seconds:.1f} s, {rows / max(seconds, 1e-9):,.0f} rows/s)"
     )
 
