@@ -78,7 +78,7 @@ COMMON_FILES = {
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup",
             "deployed_model", "drift", "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client",
             "model_card", "model_registry", "naming", "params", "plots", "profile", "report",
-            "reproduce", "sample_data", "score", "settings", "track", "urls",
+            "reproduce", "retrain", "sample_data", "score", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "image/__init__", "image/__main__", "image/base", "image/layers", "image/oci",
             "image/recipe", "image/registry", "image/venv",
@@ -99,6 +99,7 @@ COMMON_FILES = {
             "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",
             "deploy/test_params", "deploy/test_plots", "deploy/test_profile",
             "deploy/test_remote_errors", "deploy/test_report", "deploy/test_reproduce",
+            "deploy/test_retrain",
             "deploy/test_sample_data", "deploy/test_score",
             "deploy/test_tracking", "deploy/test_urls", "deploy/test_values",
         )
