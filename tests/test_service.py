@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers.charts import BENTO_CHART, alert_selectors, load_values, one, render_bento
 from helpers.project import copy_project, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -347,6 +348,22 @@ def test_the_prediction_log_feeds_make_drift(
     assert "features drifted" in result.stdout, result.stderr[-2000:]
     summary = json.loads((project / "build" / "drift.json").read_text(encoding="utf-8"))
     assert summary["current"].endswith(f"({len(logged)} rows)")
+
+
+def test_alert_rules_read_only_metrics_the_served_bento_exposes(
+    server: str, record: dict[str, Any]
+) -> None:
+    assert post_json(f"{server}/predict", record)[0] == 200  # request series exist once used
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        exposed = {
+            SAMPLE.match(line)["name"]
+            for line in response.read().decode().splitlines()
+            if SAMPLE.match(line)
+        }
+    values = load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml")
+    rule = one(render_bento(values), "PrometheusRule")
+    used = {name for found in alert_selectors(rule).values() for name, _ in found}
+    assert used and used <= exposed, used - exposed
 
 
 def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
