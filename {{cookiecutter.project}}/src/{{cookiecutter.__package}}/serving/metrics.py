@@ -82,6 +82,16 @@ class PredictionMetrics:
             ):
                 training.labels(name, label).set(fraction)
 
+        # The numeric bins as one padded edge matrix and one flat list of counters (observe()).
+        binned = [i for i in self.numeric if i in self.edges]
+        self.binned = [self.numeric.index(i) for i in binned]
+        width = max((len(self.edges[i]) for i in binned), default=0)
+        self.edge_matrix = np.full((len(binned), width), np.inf)
+        for row, i in enumerate(binned):
+            self.edge_matrix[row, : len(self.edges[i])] = self.edges[i]
+        self.offsets = np.cumsum([0] + [len(self.bins[i]) for i in binned])[:-1]
+        self.flat_bins = [child for i in binned for child in self.bins[i]]
+
         prediction = (profile or {}).get("prediction", {})
         if schema["task"] == "classification":
             predicted = Counter(
@@ -114,11 +124,17 @@ class PredictionMetrics:
         if self.numeric:
             values = np.array([[row[i] for i in self.numeric] for row in rows], dtype=np.float64)
             nulls = np.isnan(values)
-            for j, i in enumerate(self.numeric):
-                self._count(self.missing[i], int(nulls[:, j].sum()))
-                if i in self.edges:
-                    column = values[~nulls[:, j], j]
-                    self._bins(i, bin_counts(self.edges[i], column))
+            missing = nulls.sum(axis=0)
+            for j in np.flatnonzero(missing):
+                self.missing[self.numeric[j]].inc(int(missing[j]))
+            if self.binned:
+                # All binned columns at once: a value's bin is the number of its edges below it
+                # (edges padded with +inf), shifted to that column's block of counters.
+                sub, known = values[:, self.binned], ~nulls[:, self.binned]
+                found = (sub[:, :, None] > self.edge_matrix[None]).sum(axis=2) + self.offsets
+                counts = np.bincount(found[known], minlength=len(self.flat_bins))
+                for k in np.flatnonzero(counts):
+                    self.flat_bins[k].inc(int(counts[k]))
         for i in self.categorical:
             counts = [0] * len(self.bins[i])
             other = len(counts) - 1
