@@ -39,8 +39,11 @@ def banner(text: str) -> None:
     print(f"\n\033[1;34m==> {text}\033[0m", flush=True)
 
 
-def step(title: str, command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """Run one command with live output; stop the demo on failure."""
+def step(
+    title: str, command: list[str], cwd: Path, env: dict[str, str], expect_failure: bool = False
+) -> str:
+    """Run one command with live output; stop the demo on failure (on success, when the step
+    shows a refusal)."""
     banner(f"{title}: {' '.join(command)}")
     started = time.monotonic()
     process = subprocess.run(
@@ -54,8 +57,8 @@ def step(title: str, command: list[str], cwd: Path, env: dict[str, str]) -> str:
     )
     timings.append((title, time.monotonic() - started))
     print(process.stdout, end="")
-    if process.returncode:
-        sys.exit(f"demo: '{title}' failed with exit code {process.returncode}")
+    if bool(process.returncode) != expect_failure:
+        sys.exit(f"demo: '{title}' exited with {process.returncode}")
     return process.stdout
 
 
@@ -145,10 +148,49 @@ def serve_and_predict(project: Path, env: dict[str, str]) -> str:
         )
         answer = urllib.request.urlopen(request, timeout=10).read().decode()
         print(f"  POST /predict -> {answer}")
+        show_prediction_metrics("http://127.0.0.1:3999/metrics")
         return answer
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def show_prediction_metrics(url: str) -> None:
+    """The prediction metrics the request moved (the zero series and training gauges left out)."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    moved = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("model_predicted_class", "model_prediction_score", "model_feature_"))
+        and "training_fraction" not in line
+        and not line.endswith(" 0.0")
+        and "_created" not in line
+    ]
+    print(f"  GET /metrics -> {len(moved)} prediction series moved, among them:")
+    outputs = [line for line in moved if not line.startswith("model_feature_")]
+    for line in [*outputs[:4], *[line for line in moved if line not in outputs][:4]]:
+        print(f"    {line}")
+
+
+def shifted_sample(project: Path, factor: float) -> Path:
+    """The test split with every numeric feature scaled: inputs the model never saw."""
+    schema = json.loads((project / "data/prepared/schema.json").read_text())
+    target = project / "build" / "shifted-sample.csv"
+    with (project / "data/prepared/test.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    with target.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=[f["name"] for f in schema["features"]])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {
+                    f["name"]: float(row[f["name"]]) * factor
+                    if f["kind"] == "numeric"
+                    else row[f["name"]]
+                    for f in schema["features"]
+                }
+            )
+    return target
 
 
 def main() -> None:
@@ -209,6 +251,15 @@ def main() -> None:
     banner(f"what Argo CD would apply (serving mode: {SERVING_MODE})")
     render_gitops(gitops)
     serve_and_predict(project, env)
+    sample = shifted_sample(project, 1.5)
+    drift = ["make", "drift", f"INPUT={sample.relative_to(project)}", "ENV=production"]
+    step(
+        "drift report on a shifted sample (exit 1: drift)", drift, project, env, expect_failure=True
+    )
+    print(f"  report: {(project / 'build/drift.html').relative_to(DEMO)}, summary build/drift.json")
+    score = ["make", "score", "INPUT=data/prepared/test.csv", "OUTPUT=build/scores.csv"]
+    step("batch score with production's model", [*score, "ENV=production"], project, env)
+    print("  " + "\n  ".join((project / "build/scores.csv").read_text().splitlines()[:3]))
 
     banner(f"merge {BRANCH} into main")
     subprocess.run(["git", "switch", "--quiet", "main"], cwd=project, check=True, env=env)

@@ -21,6 +21,7 @@ from helpers.charts import (
     DNS1035,
     NASTY_BRANCH,
     SERVING_MODES,
+    alert_selectors,
     crd_validator,
     docs_module,
     in_mode,
@@ -449,6 +450,24 @@ def test_service_monitor_replaces_scrape_annotations() -> None:
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert "prometheus.io/scrape" not in annotations
+
+
+def test_alert_rules_parse_and_read_only_their_own_namespace() -> None:
+    objects = render_bento(load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml"))
+    rule = one(objects, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selectors = alert_selectors(rule)  # parses every expression
+    assert set(selectors) == {
+        "ModelHighErrorRate",
+        "ModelHighLatency",
+        "ModelNoTraffic",
+        "ModelPredictionShift",
+    }
+    namespace = rule["metadata"]["namespace"]
+    for alert, found in selectors.items():
+        assert found and all(matchers.get("namespace") == namespace for _, matchers in found), alert
+    assert "> 0.25" in str(rule["spec"])  # p99Seconds from the values
+    assert "PrometheusRule" not in {o["kind"] for o in render_bento(minimal())}
 
 
 def test_network_policy_admits_listed_namespaces_on_the_http_port_only() -> None:

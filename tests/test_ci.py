@@ -221,6 +221,17 @@ def test_schedule_runs_gc_only(tmp_path, model_env):
     env = pipeline_env(model_env)
     variables = {"CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "schedule"}
     assert listed_jobs(project, variables, env) == ["gc"]
+    # A schedule with RETRAIN=true retrains through the default branch's pipeline, gated; gc stays.
+    retrain = {**variables, "RETRAIN": "true"}
+    assert listed_jobs(project, retrain, env) == [
+        "test",
+        "template",
+        "train",
+        "reproduce",
+        "build",
+        "production",
+        "gc",
+    ]
     on_main = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, env)
     assert on_main == ["test", "template", "train", "reproduce", "build", "production", "rollback"]
     run(["git", "checkout", "--quiet", "-b", "feat/x"], project, model_env)

@@ -68,7 +68,7 @@ COMMON_FILES = {
             "__init__", "atomic", "config", "data", "errors", "evaluate", "features", "model",
             "paths", "prepare", "service", "train",
             "serving/__init__", "serving/api", "serving/fastpath", "serving/guard",
-            "serving/runtime",
+            "serving/metrics", "serving/predlog", "serving/runtime",
         )
     ),
     # The delivery toolkit: the template's.
@@ -76,9 +76,9 @@ COMMON_FILES = {
         f"deploy/{module}.py"
         for module in (
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup",
-            "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client", "model_card",
-            "model_registry", "naming", "params", "plots", "report", "reproduce", "sample_data",
-            "settings", "track", "urls",
+            "deployed_model", "drift", "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client",
+            "model_card", "model_registry", "naming", "params", "plots", "profile", "report",
+            "reproduce", "retrain", "sample_data", "score", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "image/__init__", "image/__main__", "image/base", "image/layers", "image/oci",
             "image/recipe", "image/registry", "image/venv",
@@ -93,11 +93,14 @@ COMMON_FILES = {
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
-            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_service",
+            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_predlog",
+            "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
             "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",
-            "deploy/test_params", "deploy/test_plots", "deploy/test_remote_errors",
-            "deploy/test_report", "deploy/test_reproduce", "deploy/test_sample_data",
+            "deploy/test_params", "deploy/test_plots", "deploy/test_profile",
+            "deploy/test_remote_errors", "deploy/test_report", "deploy/test_reproduce",
+            "deploy/test_retrain",
+            "deploy/test_sample_data", "deploy/test_score",
             "deploy/test_tracking", "deploy/test_urls", "deploy/test_values",
         )
     ),

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers.charts import BENTO_CHART, alert_selectors, load_values, one, render_bento
 from helpers.project import copy_project, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,6 +95,7 @@ def reference(bento_project: tuple[Path, dict[str, str]]) -> dict[str, Any]:
 def server(bento_project: tuple[Path, dict[str, str]]) -> Iterator[str]:
     """`make serve` on a free port; yields the base URL once /readyz answers."""
     project, env = bento_project
+    env = {**env, "SERVICE_PREDICTION_LOG": str(project / "build" / "predictions.jsonl")}
     port = free_port()
     log = (project / "build" / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -238,6 +240,130 @@ def test_health_and_metrics(server: str, record: dict[str, Any]) -> None:
         metrics = response.read().decode()
     assert 'model_predictions_total{endpoint="predict",outcome="ok"}' in metrics
     assert "model_predict_seconds_bucket" in metrics
+
+
+SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+HOSTILE = ['x"} 1\nmodel_evil 1', "{{7*7}}", "a" * 5000, "", "\u0000", "NaN"]
+
+
+def scrape(server: str) -> list[tuple[str, dict[str, str], float]]:
+    """The prediction metrics on /metrics as (name, labels, value) (not the request metrics)."""
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = []
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and match["name"].startswith(
+            ("model_feature", "model_predicted", "model_prediction_")
+        ):
+            samples.append(
+                (match["name"], dict(LABEL.findall(match["labels"] or "")), float(match["value"]))
+            )
+    return samples
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(v for n, found, v in samples if n == name and labels.items() <= found.items())
+
+
+def test_prediction_metrics_take_label_values_from_the_schema_only(
+    server: str, reference: dict[str, Any], record: dict[str, Any]
+) -> None:
+    schema = reference["schema"]
+    first = schema["features"][0]["name"]
+    before = scrape(server)
+    assert post_json(f"{server}/predict", record)[0] == 200
+    assert post_json(f"{server}/predict_batch", {"records": [record] * 3})[0] == 200
+    for value in HOSTILE:  # as a feature value, as a column name, and as a whole batch
+        assert post_json(f"{server}/predict", {**record, first: value})[0] == 400
+        assert post_json(f"{server}/predict", {**record, value: 1.0})[0] == 400
+        assert post_json(f"{server}/predict_batch", {"records": [{first: value}]})[0] == 400
+    after = scrape(server)
+
+    names = {feature["name"] for feature in schema["features"]}
+    levels = {str(level) for f in schema["features"] for level in f.get("categories", [])}
+    allowed = {
+        "feature": names,
+        "bin": {str(k) for k in range(10)} | levels | {"__other__"},
+        "class": set(map(str, schema.get("classes", []))),
+    }
+    for name, labels, _ in after:
+        for key, value in labels.items():
+            if key != "le":
+                assert value in allowed[key], (name, key, value[:80])
+    assert {n for n, _, _ in after} >= {
+        "model_feature_bin_total",
+        "model_feature_missing_total",
+        "model_feature_training_fraction",
+        "model_prediction_score_bucket",
+        "model_prediction_training_fraction",
+    }
+    assert len(after) == len(before)  # the hostile requests added no series
+    # Every served record counted once per feature and once in the outputs; refusals not at all.
+    grown = {
+        key: total(after, key, **labels) - total(before, key, **labels)
+        for key, labels in (
+            ("model_feature_bin_total", {"feature": first}),
+            ("model_predicted_class_total", {}),
+            ("model_prediction_score_count", {}),
+        )
+    }
+    assert set(grown.values()) == {4}, grown
+    fractions = [
+        v
+        for n, labels, v in after
+        if n == "model_feature_training_fraction" and labels["feature"] == first
+    ]
+    assert len(fractions) == 10 and abs(sum(fractions) - 1.0) < 1e-3
+
+
+def test_the_prediction_log_feeds_make_drift(
+    server: str, bento_project: tuple[Path, dict[str, str]], record: dict[str, Any]
+) -> None:
+    project, env = bento_project
+    assert post_json(f"{server}/predict_batch", {"records": [record] * 20})[0] == 200
+    deadline, logged = time.monotonic() + 15, []
+    # Other tests' requests are in the log too (two workers, one file each): count this one's.
+    while time.monotonic() < deadline and sum(e["features"] == record for e in logged) < 20:
+        time.sleep(0.2)
+        logged = [
+            json.loads(line)
+            for path in (project / "build").glob("predictions.*.jsonl")
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+    assert sum(entry["features"] == record for entry in logged) >= 20
+    (project / "build" / "log.jsonl").write_text(
+        "".join(json.dumps(entry) + "\n" for entry in logged), encoding="utf-8"
+    )
+    result = subprocess.run(
+        ["make", "drift", "INPUT=build/log.jsonl"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # 20 copies of one record drift, of course: the point is that the log is the report's input.
+    assert "features drifted" in result.stdout, result.stderr[-2000:]
+    summary = json.loads((project / "build" / "drift.json").read_text(encoding="utf-8"))
+    assert summary["current"].endswith(f"({len(logged)} rows)")
+
+
+def test_alert_rules_read_only_metrics_the_served_bento_exposes(
+    server: str, record: dict[str, Any]
+) -> None:
+    assert post_json(f"{server}/predict", record)[0] == 200  # request series exist once used
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        exposed = {
+            SAMPLE.match(line)["name"]
+            for line in response.read().decode().splitlines()
+            if SAMPLE.match(line)
+        }
+    values = load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml")
+    rule = one(render_bento(values), "PrometheusRule")
+    used = {name for found in alert_selectors(rule).values() for name, _ in found}
+    assert used and used <= exposed, used - exposed
 
 
 def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:

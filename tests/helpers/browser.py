@@ -58,6 +58,19 @@ def markdown_page(markdown: str, title: str) -> str:
 
 def chromium(page: Path, *args: str) -> str:
     """Run headless Chromium on a local page with a fresh profile; its standard output."""
+    return run_chromium(page, *args).stdout
+
+
+def dom_and_console(page: Path) -> tuple[str, list[str]]:
+    """The page's DOM once loaded, and every message it wrote to the console (errors included)."""
+    result = run_chromium(
+        page, "--enable-logging=stderr", "--virtual-time-budget=5000", "--dump-dom"
+    )
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    return result.stdout, console
+
+
+def run_chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
     binary = require_tool("chromium")
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         result = subprocess.run(
@@ -68,7 +81,7 @@ def chromium(page: Path, *args: str) -> str:
             check=False,
         )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return result
 
 
 def loaded_images(page: Path) -> list[dict]:

@@ -38,6 +38,7 @@ CRD_SCHEMAS = {
     "AppProject": "argocd-v3.4.4/appproject.strict.json",
     "ServiceMonitor": "crds-catalog/monitoring.coreos.com/servicemonitor_v1.json",
     "PodMonitor": "crds-catalog/monitoring.coreos.com/podmonitor_v1.json",
+    "PrometheusRule": "crds-catalog/monitoring.coreos.com/prometheusrule_v1.json",
     "InferenceService": "crds-catalog/serving.kserve.io/inferenceservice_v1beta1.json",
 }
 # The API version each CRD schema describes (the CRDs-catalog files do not pin it themselves).
@@ -47,6 +48,7 @@ CRD_API_VERSIONS = {
     "AppProject": "argoproj.io/v1alpha1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "PodMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
     "InferenceService": "serving.kserve.io/v1beta1",
 }
 # The serving modes the platform team chooses between (model-environments `serving`), as the
@@ -256,3 +258,35 @@ def docs_module() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def promql_selectors(expression: str) -> list[tuple[str, dict[str, str]]]:
+    """Every series selector of a PromQL expression as (metric name, its `=` matchers), parsed by
+    the Prometheus parser's Rust port (a syntax error raises ValueError)."""
+    import promql_parser
+
+    found: list[tuple[str, dict[str, str]]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            equal = {
+                m.name: m.value for m in node.matchers.matchers if str(m.op) == "MatchOp.Equal"
+            }
+            found.append((node.name, equal))
+        for field in ("lhs", "rhs", "expr", "args", "vector_selector", "param"):
+            value = getattr(node, field, None)
+            for child in value if isinstance(value, list) else [value]:
+                if type(child).__module__.startswith("promql_parser"):
+                    walk(child)
+
+    walk(promql_parser.parse(expression))
+    return found
+
+
+def alert_selectors(rule: Manifest) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Alert name -> the selectors of its expression, for every rule of a PrometheusRule."""
+    return {
+        entry["alert"]: promql_selectors(entry["expr"])
+        for group in rule["spec"]["groups"]
+        for entry in group["rules"]
+    }

@@ -26,7 +26,13 @@ import yaml
 from packaging.requirements import Requirement
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
-from {{ cookiecutter.__package }}.serving.api import CARD_FILE, MODEL_FILE, SCHEMA_FILE, ModelLineage
+from {{ cookiecutter.__package }}.serving.api import (
+    CARD_FILE,
+    MODEL_FILE,
+    PROFILE_FILE,
+    SCHEMA_FILE,
+    ModelLineage,
+)
 
 from . import mlflow_client
 from .artifacts import BentoRecord, TrainRecord
@@ -63,6 +69,12 @@ def fetch_model(settings: Settings, trained: TrainRecord, into: Path) -> tuple[A
                     f"MLflow run {version.run_id} ({settings.project} version "
                     f"{version.version}) has no {name}; run `make train`"
                 ) from None
+        try:  # runs logged before profiles existed have none: their metrics bin less
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=PROFILE_FILE, dst_path=str(into)
+            )
+        except OSError:
+            print(f"MLflow run {version.run_id} has no {PROFILE_FILE}: metrics without bins")
     tags = run.data.tags
     lineage = ModelLineage(
         model_name=settings.project,
@@ -113,8 +125,9 @@ def save_model(project: str, model: Any, lineage: ModelLineage, files: Path) -> 
     ) as stored:
         with open(stored.path_of(MODEL_FILE), "wb") as file:
             pickle.dump(model, file, protocol=pickle.HIGHEST_PROTOCOL)
-        for name in (SCHEMA_FILE, CARD_FILE):
-            shutil.copyfile(files / name, stored.path_of(name))
+        for name in (SCHEMA_FILE, CARD_FILE, PROFILE_FILE):
+            if (files / name).is_file():
+                shutil.copyfile(files / name, stored.path_of(name))
     return str(stored.tag)
 
 

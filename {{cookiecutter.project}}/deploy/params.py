@@ -32,11 +32,19 @@ class GateParams(Block):
     max_regression: float = Field(0.0, ge=0)  # how much worse than production is still allowed
 
 
+class DriftParams(Block):
+    """`make drift`: a feature drifts below p_value; the report fails past max_drifted_share."""
+
+    p_value: float = Field(0.01, gt=0, lt=1)
+    max_drifted_share: float = Field(0.3, ge=0, le=1)
+
+
 class PipelineParams(Params):
     model_config = ConfigDict(extra="forbid")
 
     reproduce: ReproduceParams = ReproduceParams()
     gate: GateParams
+    drift: DriftParams = DriftParams()
 
     @model_validator(mode="before")
     @classmethod

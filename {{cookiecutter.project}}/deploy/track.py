@@ -21,9 +21,10 @@ from {{ cookiecutter.__package }}.paths import (
     PLOTS_DIR,
     SCHEMA_FILE,
     TEST_FILE,
+    TRAIN_FILE,
 )
 
-from . import lineage, mlflow_client, model_card
+from . import lineage, mlflow_client, model_card, profile
 from .artifacts import ModelCardRecord, TrainRecord
 from .naming import env_name, mlflow_alias
 from .settings import load_settings
@@ -63,6 +64,7 @@ def log_new_run(experiment_id: str, project: str, tags: dict[str, str]) -> str:
 
     from {{ cookiecutter.__package }}.data import features_and_target, read_prepared, read_schema
     from {{ cookiecutter.__package }}.evaluate import load_model
+    from {{ cookiecutter.__package }}.serving.api import PROFILE_FILE
 
     schema = read_schema()
     features, _ = features_and_target(read_prepared(TEST_FILE), schema)
@@ -73,6 +75,8 @@ def log_new_run(experiment_id: str, project: str, tags: dict[str, str]) -> str:
         mlflow.log_metrics(json.loads(METRICS_FILE.read_text(encoding="utf-8")))
         mlflow.log_artifact(str(SCHEMA_FILE))
         mlflow.log_artifact(str(METRICS_FILE))
+        train, _ = features_and_target(read_prepared(TRAIN_FILE), schema)
+        mlflow.log_text(json.dumps(profile.build(train, schema, model), indent=1), PROFILE_FILE)
         if PLOTS_DIR.is_dir():
             mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
         mlflow.sklearn.log_model(

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from .serving import api, runtime
+from .serving import api, metrics, predlog, runtime
 from .serving.fastpath import model_input
 from .serving.guard import RequestGuard
 
@@ -23,6 +23,11 @@ MODEL = bentoml.models.BentoModel(f"{api.MODEL_NAME}:latest")
 API = api.derive(api.load_schema(MODEL), runtime.MAX_BATCH)
 Record, Batch = API.Record, API.Batch
 SinglePrediction, Predictions = API.SinglePrediction, API.Predictions
+# At import, once per worker process: the metrics' label values are fixed from here on.
+METRICS = (
+    metrics.PredictionMetrics(API.schema, api.load_profile(MODEL)) if metrics.ENABLED else None
+)
+PREDICTION_LOG = predlog.from_environment()  # off unless SERVICE_PREDICTION_LOG is set
 
 
 @bentoml.service(name=api.MODEL_NAME, **runtime.SERVICE_CONFIG)
@@ -42,15 +47,25 @@ class Model:
         runtime.settle_gc()
 
     def run_model(self, records: list[Any]) -> list[dict[str, Any]]:
-        inputs = self.prepare(API.rows(records))
+        rows = API.rows(records)
+        inputs = self.prepare(rows)
         if not API.is_classifier:
-            return [{"prediction": float(value)} for value in self.predictor.predict(inputs)]
-        probabilities = self.predictor.predict_proba(inputs)
-        labels = self.model.classes_[probabilities.argmax(axis=1)].tolist()
-        return [
-            {"prediction": label, "probabilities": dict(zip(self.classes, row, strict=True))}
-            for label, row in zip(labels, probabilities.tolist(), strict=True)
-        ]
+            values = self.predictor.predict(inputs).tolist()
+            if METRICS:
+                METRICS.observe(rows, [], values)
+            results = [{"prediction": float(value)} for value in values]
+        else:
+            probabilities = self.predictor.predict_proba(inputs)
+            labels = self.model.classes_[probabilities.argmax(axis=1)].tolist()
+            if METRICS:
+                METRICS.observe(rows, labels, probabilities.max(axis=1).tolist())
+            results = [
+                {"prediction": label, "probabilities": dict(zip(self.classes, row, strict=True))}
+                for label, row in zip(labels, probabilities.tolist(), strict=True)
+            ]
+        if PREDICTION_LOG:
+            PREDICTION_LOG.record(API.columns, rows, results, self.lineage.model_version)
+        return results
 
     @bentoml.api
     async def predict(self, record: Record, /) -> SinglePrediction:  # type: ignore[valid-type]

@@ -23,6 +23,7 @@ MODEL_NAME = __name__.split(".")[0].replace("_", "-")
 MODEL_FILE = "model.pkl"
 SCHEMA_FILE = "schema.json"
 CARD_FILE = "model_card.md"  # Markdown, written by the delivery toolkit (deploy/model_card.py)
+PROFILE_FILE = "profile.json"  # training distributions for the metrics (deploy/profile.py)
 
 # A finite float; strict so that "1.5" and true are type errors rather than silently coerced.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -151,6 +152,12 @@ def stored(model: Any) -> Any:
 
 def load_schema(model: Any) -> dict[str, Any]:
     return json.loads(Path(stored(model).path_of(SCHEMA_FILE)).read_text(encoding="utf-8"))
+
+
+def load_profile(model: Any) -> dict[str, Any] | None:
+    """The training profile, or None for a model stored without one (the metrics then bin less)."""
+    path = Path(stored(model).path_of(PROFILE_FILE))
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def load_card(model: Any) -> str:
