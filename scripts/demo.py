@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import helm_python as helm
+import pandas as pd
 import yaml
 from cookiecutter.main import cookiecutter
 
@@ -135,8 +136,7 @@ def serve_and_predict(project: Path, env: dict[str, str]) -> str:
             except OSError:
                 time.sleep(1)
         schema = json.loads((project / "data/prepared/schema.json").read_text())
-        with (project / "data/prepared/test.csv").open(newline="") as file:
-            row = next(csv.DictReader(file))
+        row = pd.read_parquet(project / "data/prepared/test.parquet").iloc[0]
         record = {
             f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else row[f["name"]]
             for f in schema["features"]
@@ -176,8 +176,7 @@ def shifted_sample(project: Path, factor: float) -> Path:
     """The test split with every numeric feature scaled: inputs the model never saw."""
     schema = json.loads((project / "data/prepared/schema.json").read_text())
     target = project / "build" / "shifted-sample.csv"
-    with (project / "data/prepared/test.csv").open(newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = pd.read_parquet(project / "data/prepared/test.parquet").to_dict("records")
     with target.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=[f["name"] for f in schema["features"]])
         writer.writeheader()
@@ -257,7 +256,7 @@ def main() -> None:
         "drift report on a shifted sample (exit 1: drift)", drift, project, env, expect_failure=True
     )
     print(f"  report: {(project / 'build/drift.html').relative_to(DEMO)}, summary build/drift.json")
-    score = ["make", "score", "INPUT=data/prepared/test.csv", "OUTPUT=build/scores.csv"]
+    score = ["make", "score", "INPUT=data/prepared/test.parquet", "OUTPUT=build/scores.csv"]
     step("batch score with production's model", [*score, "ENV=production"], project, env)
     print("  " + "\n  ".join((project / "build/scores.csv").read_text().splitlines()[:3]))
 

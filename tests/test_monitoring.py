@@ -9,6 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers.browser import dom_and_console
 from helpers.project import copy_project
@@ -40,8 +41,7 @@ def shifted(project: Path, target: Path, factor: float) -> list[str]:
     """The test split with every numeric feature scaled by `factor`; returns the feature names."""
     schema = json.loads((project / "data/prepared/schema.json").read_text(encoding="utf-8"))
     names = [f["name"] for f in schema["features"]]
-    with (project / "data/prepared/test.csv").open(encoding="utf-8") as source:
-        rows = list(csv.DictReader(source))
+    rows = pd.read_parquet(project / "data/prepared/test.parquet").to_dict("records")
     with target.open("w", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
         writer.writeheader()

@@ -124,7 +124,7 @@ def test_a_fresh_clone_restores_the_pushed_model_without_training(
 
     assert "Running stage" not in result.stdout, result.stdout
     assert "Data and pipelines are up to date." in result.stdout
-    for output in ("models/model.pkl", "metrics/predictions.csv", "data/prepared/train.csv"):
+    for output in ("models/model.pkl", "metrics/predictions.csv", "data/prepared/train.parquet"):
         assert (clone / output).read_bytes() == (project / output).read_bytes(), output
 
 

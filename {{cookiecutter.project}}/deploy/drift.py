@@ -2,7 +2,7 @@
 predictions on them, still look like the training data of the model that serves them?
 
 The reference is the training split of that model: for an environment, found through lineage
-(its MLflow alias -> run -> the DVC hash of data/prepared it recorded -> train.csv in the DVC
+(its MLflow alias -> run -> the DVC hash of data/prepared it recorded -> the train split in the DVC
 cache); without ENV, the local split `make train` used. Each feature is compared with a two-sample test
 from SciPy (Kolmogorov-Smirnov for numbers, chi-squared on the level counts for categories), and
 so is the model's score. Writes build/drift.html and build/drift.json (one verdict per feature)
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from {{ cookiecutter.__package }}.data import read_prepared
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.paths import PREPARED, TRAIN_FILE
 
@@ -41,7 +42,7 @@ tr.drift td:last-child { color: #b00; font-weight: bold }
 
 
 def read_input(path: Path) -> pd.DataFrame:
-    """A CSV, or JSON lines of records (a prediction log line keeps them under "features")."""
+    """A CSV or Parquet file, or JSON lines of records (a prediction log line keeps them under "features")."""
     if not path.is_file():
         raise ProjectError(f"{path}: no such file")
     if not path.stat().st_size:
@@ -57,9 +58,9 @@ def read_input(path: Path) -> pd.DataFrame:
                 records.append(record.get("features", record) if isinstance(record, dict) else {})
         return pd.DataFrame.from_records(records)
     try:
-        return pd.read_csv(path)
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (ValueError, OSError) as error:
-        raise ProjectError(f"{path}: cannot read it as CSV: {error}") from None
+        raise ProjectError(f"{path}: cannot read it as CSV or Parquet: {error}") from None
 
 
 def reference_of(settings: Settings, deployed: DeployedModel) -> tuple[pd.DataFrame, str]:
@@ -67,7 +68,7 @@ def reference_of(settings: Settings, deployed: DeployedModel) -> tuple[pd.DataFr
     if not deployed.tags:
         if not TRAIN_FILE.is_file():
             raise ProjectError(f"{TRAIN_FILE}: not found; run `make train`")
-        return pd.read_csv(TRAIN_FILE), str(TRAIN_FILE)
+        return read_prepared(TRAIN_FILE), str(TRAIN_FILE)
     # The run's hash of the prepared splits (a DVC directory object) names the exact file.
     tag, commit = deployed.tags.get(f"dvc_md5:{PREPARED}", ""), deployed.tags.get("git_commit", "")
     if not tag.endswith(".dir"):
@@ -82,11 +83,13 @@ def reference_of(settings: Settings, deployed: DeployedModel) -> tuple[pd.DataFr
             f"not in the local cache; `git checkout {commit[:12]} && dvc pull` fetches it"
         )
     entries = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text(encoding="utf-8"))}
-    md5 = entries[TRAIN_FILE.name]
+    md5 = entries.get(TRAIN_FILE.name)
+    if md5 is None:  # trained before the splits were Parquet files
+        raise ProjectError(f"DVC: run {deployed.mlflow_run_id}'s {PREPARED} has no {TRAIN_FILE.name}")
     data = Path(cache.oid_to_path(md5))
     if not data.is_file():
         raise ProjectError(f"DVC: {TRAIN_FILE} md5 {md5} is not in the local cache; run `dvc pull`")
-    return pd.read_csv(data), f"{TRAIN_FILE} of run {deployed.mlflow_run_id} (md5 {md5})"
+    return read_prepared(data), f"{TRAIN_FILE} of run {deployed.mlflow_run_id} (md5 {md5})"
 
 
 def typed(frame: pd.DataFrame, schema: dict[str, Any], source: str) -> pd.DataFrame:

@@ -291,13 +291,11 @@ def main() -> None:
 
 
 def first_record(schema: dict[str, Any]) -> dict[str, Any]:
-    """The first row of the prepared test set (or of the raw data), as a request record."""
+    """The first row of the raw data, as a request record."""
     import pandas as pd
 
     kinds = {feature["name"]: feature["kind"] for feature in schema["features"]}
-    for candidate in sorted((ROOT / "data" / "prepared").glob("*.csv")) + sorted(
-        (ROOT / "data" / "raw").glob("*.csv")
-    ):
+    for candidate in sorted((ROOT / "data" / "raw").glob("*.csv")):
         frame = pd.read_csv(candidate, nrows=1, dtype=str, keep_default_na=True)
         if set(kinds) <= set(frame.columns):
             row = frame[list(kinds)].iloc[0]
@@ -309,7 +307,7 @@ def first_record(schema: dict[str, Any]) -> dict[str, Any]:
                 else float(value)
                 for name, value in row.items()
             }
-    raise ProjectError("no CSV under data/ has the model's feature columns; run `make train`")
+    raise ProjectError("no CSV under data/raw/ has the model's feature columns; run `make train`")
 
 
 if __name__ == "__main__":

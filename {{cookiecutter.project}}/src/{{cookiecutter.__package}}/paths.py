@@ -4,8 +4,8 @@ from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
 PREPARED = Path("data/prepared")
-TRAIN_FILE = PREPARED / "train.csv"
-TEST_FILE = PREPARED / "test.csv"
+TRAIN_FILE = PREPARED / "train.parquet"
+TEST_FILE = PREPARED / "test.parquet"
 SCHEMA_FILE = PREPARED / "schema.json"
 MODEL_FILE = Path("models/model.pkl")
 METRICS_FILE = Path("metrics/metrics.json")

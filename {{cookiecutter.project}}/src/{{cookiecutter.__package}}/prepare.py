@@ -6,7 +6,7 @@ from sklearn.model_selection import train_test_split
 
 from .atomic import atomic_dir
 from .config import load_params
-from .data import infer_schema, read_raw, write_schema
+from .data import infer_schema, read_raw, write_prepared, write_schema
 from .errors import ProjectError, run
 from .paths import PREPARED, SCHEMA_FILE, TEST_FILE, TRAIN_FILE
 
@@ -25,8 +25,8 @@ def main() -> None:
     # The split keeps the raw row order within each part: stable input for the estimators.
     train, test = train.sort_index(), test.sort_index()
     with atomic_dir(PREPARED) as staging:
-        train.to_csv(staging / TRAIN_FILE.name, index=False)
-        test.to_csv(staging / TEST_FILE.name, index=False)
+        write_prepared(train, staging / TRAIN_FILE.name)
+        write_prepared(test, staging / TEST_FILE.name)
         write_schema(schema, staging / SCHEMA_FILE.name)
     features = len(schema["features"])
     print(f"prepare: {len(train)} train rows, {len(test)} test rows, {features} features")

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from .serving import api, metrics, predlog, runtime
 from .serving.fastpath import model_input
-from .serving.guard import RequestGuard
+from .serving.guard import RequestGuard, check_range, input_limits
 
 MODEL = bentoml.models.BentoModel(f"{api.MODEL_NAME}:latest")
 API = api.derive(api.load_schema(MODEL), runtime.MAX_BATCH)
@@ -41,6 +41,7 @@ class Model:
         # The estimator on NumPy preprocessing where that is proven equal to the pipeline, else
         # the pipeline on a DataFrame (serving/fastpath.py).
         self.predictor, self.prepare = model_input(self.model, API.columns, API.numeric)
+        self.limits = input_limits(self.model, API.columns)
         fast = self.predictor is not self.model
         path = "NumPy preprocessing, checked equal" if fast else "pipeline on a DataFrame"
         print(f"model input: {path}", file=sys.stderr, flush=True)
@@ -48,6 +49,10 @@ class Model:
 
     def run_model(self, records: list[Any]) -> list[dict[str, Any]]:
         rows = API.rows(records)
+        # Finite but extreme floats (1e308) would overflow in the scaler: a 400 naming the field.
+        refused = check_range(rows, API.columns, API.numeric, self.limits)
+        if refused:
+            raise bentoml.exceptions.InvalidArgument(refused)
         inputs = self.prepare(rows)
         if not API.is_classifier:
             values = self.predictor.predict(inputs).tolist()

@@ -89,6 +89,33 @@ def test_bad_data_stops_with_the_file_and_problem(
     assert not Path("data/prepared").exists()
 
 
+def deep_bad_row(root: Path, line: str) -> None:
+    """A CSV whose line 12,002 is `line`: past the rows the column types are inferred from."""
+    rows = tiny_frame("classification", rows=12_500).to_csv(index=False).splitlines(True)
+    rows.insert(12_001, line)
+    (root / "data/raw/tiny.csv").write_text("".join(rows))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("41.0,not a number,paris,yes\n", "line 12002, column 'income k$': 'not a number' is"),
+        ('41.0,50.5,"paris,yes\n', "line 12002: 3 fields where the header has 4 (a quote opened"),
+    ],
+    ids=["text-in-numeric-column", "open-quote"],
+)
+def test_a_malformed_row_deep_in_the_csv_is_named_by_line_and_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    write_workspace(tmp_path, "classification")
+    deep_bad_row(tmp_path, line)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProjectError, match="data/raw/tiny.csv: not a readable CSV: ") as error:
+        prepare.main()
+    assert message in str(error.value)
+    assert not Path("data/prepared").exists()
+
+
 def test_params_typo_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params = write_workspace(tmp_path, "classification")
     params["train"]["modle"] = params["train"].pop("model")

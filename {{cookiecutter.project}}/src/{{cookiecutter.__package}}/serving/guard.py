@@ -1,9 +1,12 @@
-"""The request guard in front of the service (see RequestGuard)."""
+"""The request guard in front of the service (see RequestGuard), and the range check of numeric
+inputs that keeps extreme finite floats from overflowing in the model (see check_range)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import numpy as np
 
 
 class RequestGuard:
@@ -66,3 +69,46 @@ class RequestGuard:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+# Scaled inputs beyond this overflow downstream: tree models cast X to float32 (max ~3.4e38) and
+# linear models square and sum it. A record reaching it is refused with its field, not a 500.
+MAX_SCALED = 1e30
+MAX_FLOAT = float(np.finfo(np.float64).max)
+
+
+def input_limits(pipeline: Any, columns: list[str]) -> dict[int, float]:
+    """The largest magnitude each numeric column may take, by position in the record: where the
+    fitted StandardScaler maps it to MAX_SCALED (MAX_SCALED itself for a pipeline without one)."""
+    limits: dict[int, float] = {}
+    preprocess = getattr(pipeline, "named_steps", {}).get("preprocess")
+    for _, steps, selected in getattr(preprocess, "transformers_", []):
+        scaler = getattr(steps, "steps", [[None, None]])[-1][1]
+        if type(scaler).__name__ != "StandardScaler":
+            continue
+        mean = scaler.mean_ if scaler.with_mean else np.zeros(len(selected))
+        scale = scaler.scale_ if scaler.with_std else np.ones(len(selected))
+        for column, m, s in zip(selected, mean, scale, strict=True):
+            if column in columns:
+                limits[columns.index(column)] = float(min(abs(m) + MAX_SCALED * s, MAX_FLOAT))
+    return limits
+
+
+def check_range(
+    rows: list[list[Any]], columns: list[str], numeric: list[bool], limits: dict[int, float]
+) -> str | None:
+    """The first numeric value outside its column's limit, as `records[i].field: ...`, or None."""
+    index = [i for i, is_numeric in enumerate(numeric) if is_numeric]
+    if not index or not rows:
+        return None
+    values = np.array([[row[i] for i in index] for row in rows], dtype=np.float64)
+    bound = np.array([limits.get(i, MAX_SCALED) for i in index])
+    with np.errstate(invalid="ignore"):
+        over = np.abs(values) > bound  # NaN (null) compares False: the imputer fills it
+    if not over.any():
+        return None
+    r, j = (int(k) for k in np.argwhere(over)[0])
+    return (
+        f"records[{r}].{columns[index[j]]}: {float(values[r, j])!r} is out of the range this model "
+        f"computes with (|value| <= {bound[j]:.3g})"
+    )
