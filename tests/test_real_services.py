@@ -422,7 +422,7 @@ def test_every_check_of_going_to_production_passes_against_the_real_services(
             **model_env,
             **s3.credentials,
             **LOOPBACK,
-        **NO_CLUSTER,
+            **NO_CLUSTER,
             "MLFLOW_TRACKING_URI": mlflow.uri,
             "MLFLOW_TRACKING_USERNAME": ADMIN,
             "MLFLOW_TRACKING_PASSWORD": mlflow.admin_password,

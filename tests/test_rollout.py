@@ -6,9 +6,12 @@ REST API is a stub on 127.0.0.1 answering Argo CD-shaped JSON (no Argo CD can ru
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.charts import merge_values, one, render_bento, validate_strictly
+from helpers.charts import (
+    BENTO_CHART,
+    load_values,
+    merge_values,
+    one,
+    render_bento,
+    validate_strictly,
+)
 from helpers.gitops import PROJECT, bare_repo, cli_env, env_name, files, git, gitops, image
 from helpers.images import free_port, serve_read_only, skopeo_inspect, wait_ready
 from helpers.project import MODEL_VENV, copy_project
@@ -247,3 +257,71 @@ def test_deploy_waits_until_the_real_image_serves_it(built_image, image_rootfs, 
     assert line.startswith(
         f"error: not verified after 3 s: http://127.0.0.1:{port}/metadata: no answer"
     ), line
+
+
+# The metric names of a PromQL query: identifiers followed by `{` (label matchers).
+QUERY_METRIC = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+
+
+def exposed(metrics_text: str) -> dict[str, list[str]]:
+    """Metric sample name -> the label sets of its samples, from a /metrics page."""
+    samples: dict[str, list[str]] = {}
+    for line in metrics_text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, rest = line.partition("{")
+            samples.setdefault(name.split(" ")[0], []).append(rest.partition("}")[0])
+    return samples
+
+
+def post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image")
+def test_analysis_queries_name_metrics_the_real_service_exposes(
+    built_image, image_rootfs, tmp_path
+):
+    """The canary's AnalysisTemplate asks Prometheus for series that the served Bento's own
+    /metrics has, with the labels the queries select on (Prometheus adds `namespace`)."""
+    _, _, record, _ = built_image
+    port = free_port()
+    values = merge_values(
+        load_values(BENTO_CHART / "ci" / "canary-values.yaml"),
+        {"image": {"repository": record["repository"], "digest": record["digest"]}},
+    )
+    objects = render_bento(
+        merge_values(values, {"bento": {"port": port, "homeDir": "/tmp/bentoml"}})
+    )
+    for obj in objects:
+        validate_strictly(obj)
+    (container,) = one(objects, "Rollout")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    config = skopeo_inspect(record["reference"], "--config")["config"]
+    log = tmp_path / "serve.log"
+    with serve_read_only(image_rootfs, config, {**env, "BENTOML_HOST": "127.0.0.1"}, log) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/readyz", timeout=180, log=log, process=proc)
+        assert post(f"{base}/metadata", b"{}") == 200
+        assert post(f"{base}/predict", b'{"no such feature": 1}') == 400
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            samples = exposed(response.read().decode())
+    metrics = one(objects, "AnalysisTemplate")["spec"]["metrics"]
+    assert {m["name"] for m in metrics} == {"error-rate", "p99-latency"}
+    for metric in metrics:
+        query = metric["provider"]["prometheus"]["query"]
+        names = QUERY_METRIC.findall(query)
+        assert names, query
+        for name in names:
+            assert name in samples, f"{metric['name']}: {name} not on /metrics"
+            labels = " ".join(samples[name])
+            assert "http_response_code=" in labels, (name, labels)
+            if name.endswith("_bucket"):
+                assert 'le="+Inf"' in labels, labels
+    # The 400 above is counted by code: the error-rate query's matcher sees real codes.
+    assert 'http_response_code="400"' in " ".join(samples["bentoml_service_request_total"])

@@ -314,3 +314,24 @@ tolerations:
 volumes:
   {{- include "bento-service.volumes" . | nindent 2 }}
 {{- end }}
+
+{{/* The spec a Deployment and a canary Rollout share: replicas, selector and the pod template. */}}
+{{- define "bento-service.workloadSpec" -}}
+{{- if not .Values.autoscaling.enabled }}
+replicas: {{ .Values.replicaCount }}
+{{- end }}
+revisionHistoryLimit: {{ .Values.revisionHistoryLimit }}
+selector:
+  matchLabels:
+    {{- include "bento-service.selectorLabels" . | nindent 4 }}
+template:
+  metadata:
+    labels:
+      {{- include "bento-service.podLabels" . | nindent 6 }}
+    annotations:
+      {{- include "bento-service.podAnnotations" . | nindent 6 }}
+  spec:
+    {{- include "bento-service.podSettings" . | nindent 4 }}
+    containers:
+      - {{ include "bento-service.container" (dict "root" . "name" "bento") | indent 8 | trim }}
+{{- end }}
