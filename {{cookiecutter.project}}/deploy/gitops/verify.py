@@ -187,12 +187,12 @@ def application_problem(server: str, token: str, name: str) -> str | None:
     )
 
 
-def wait(check: Check, expected: Expected) -> str | None:
-    """The URL verified once the environment serves the deploy (None when not checked); raise
-    with the last thing seen when it does not within the wait."""
+def wait(check: Check, expected: Expected) -> None:
+    """Return once the environment serves the deploy, printing the URL verified; raise with the
+    last thing seen when it does not within the wait."""
     if check.skipped:
         print(f"verify:      not checked: {check.skipped}")
-        return None
+        return
     deadline = time.monotonic() + check.seconds
     while True:
         problem = application_problem(*check.argocd, expected.application) if check.argocd else None
@@ -200,7 +200,8 @@ def wait(check: Check, expected: Expected) -> str | None:
         if problem is None:
             url = expected.url or check.base_url
             print(f"verified:    {url} serves model version {expected.model_version or '-'}")
-            return url
+            return
         if time.monotonic() >= deadline:
-            raise ProjectError(f"not verified after {check.seconds} s: {problem}")
+            # One line, whatever the server put in its message.
+            raise ProjectError(f"not verified after {check.seconds} s: {' '.join(problem.split())}")
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
