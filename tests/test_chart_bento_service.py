@@ -27,6 +27,7 @@ from helpers.charts import (
     in_mode,
     key_mismatches,
     load_values,
+    merge_values,
     one,
     open_objects,
     render_bento,
@@ -96,13 +97,14 @@ PREDICTOR_EXTENSIONS = {
 
 
 def workload(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(pod metadata, pod spec) of the Deployment, or of the InferenceService's predictor."""
+    """(pod metadata, pod spec) of the Deployment (or canary Rollout), or of the
+    InferenceService's predictor."""
     kinds = {o["kind"] for o in objects}
     if "InferenceService" in kinds:
         predictor = one(objects, "InferenceService")["spec"]["predictor"]
         meta = {"labels": predictor["labels"], "annotations": predictor["annotations"]}
         return meta, {k: v for k, v in predictor.items() if k not in PREDICTOR_EXTENSIONS}
-    template = one(objects, "Deployment")["spec"]["template"]
+    template = one(objects, "Rollout" if "Rollout" in kinds else "Deployment")["spec"]["template"]
     return template["metadata"], template["spec"]
 
 
@@ -132,7 +134,11 @@ def test_bento_scenario_validates_against_kubernetes(scenario: Path, mode: str |
         assert "InferenceService" in kinds
         assert not kinds & {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler"}
     else:
-        assert {"Deployment", "Service"} <= kinds and "InferenceService" not in kinds
+        # A canary rolls the same pods out through an Argo Rollouts Rollout instead.
+        canary = values.get("rollout", {}).get("canary", {}).get("enabled")
+        workload = {"Rollout", "AnalysisTemplate"} if canary else {"Deployment"}
+        assert workload | {"Service"} <= kinds and "InferenceService" not in kinds
+        assert not kinds & ({"Rollout", "Deployment"} - workload)
     for obj in objects:
         validate_strictly(obj)
 
@@ -143,7 +149,7 @@ def test_bento_scenario_validates_against_kubernetes(scenario: Path, mode: str |
 def test_pinned_scenarios_fail_in_the_other_mode_naming_the_value(scenario: Path) -> None:
     values = load_values(scenario)
     other = "kserve" if values["serving"]["mode"] == "deployment" else "deployment"
-    with pytest.raises(helm.HelmValuesError, match=r"at '/(kserve|ingress)/\w+'"):
+    with pytest.raises(helm.HelmValuesError, match=r"at '/(kserve|ingress|serving)/\w+'"):
         render_bento({**values, "serving": {"mode": other}})
 
 
@@ -513,6 +519,8 @@ def test_checkov_passes_every_scenario(tmp_path: Path) -> None:
         if _pinned_mode(scenario) == "kserve":
             continue
         values = values_of(scenario, None if _pinned_mode(scenario) else "deployment")
+        # Nor a Rollout: a canary's pods are the Deployment's (test_canary_rolls_the_...).
+        values = merge_values(values, {"rollout": {"canary": {"enabled": False}}})
         scenarios[scenario.name] = values
         objects = render_bento(values)
         (tmp_path / scenario.name).write_text(yaml.safe_dump_all(objects))
@@ -952,3 +960,90 @@ def test_runtime_config_conflicts_fail_naming_the_value() -> None:
                 }
             )
         )
+
+
+# --- canary rollouts (Argo Rollouts) --------------------------------------------------------
+
+CANARY = BENTO_CHART / "ci" / "canary-values.yaml"
+
+
+def test_canary_rolls_the_deployments_pods_out_in_steps_with_analysis() -> None:
+    values = load_values(CANARY)
+    objects = render_bento(values)
+    rollout, analysis = one(objects, "Rollout"), one(objects, "AnalysisTemplate")
+    plain = one(render_bento({**values, "rollout": {"canary": {"enabled": False}}}), "Deployment")
+    # The same pods and selector as the Deployment it replaces: only the strategy differs.
+    for key in ("replicas", "selector", "template", "revisionHistoryLimit"):
+        assert rollout["spec"][key] == plain["spec"][key], key
+    assert rollout["metadata"]["annotations"] == plain["metadata"]["annotations"]
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["steps"] == [
+        {"setWeight": 10},
+        {"pause": {"duration": "5m"}},
+        {"setWeight": 50},
+        {"pause": {"duration": "5m"}},
+    ]
+    assert canary["analysis"]["templates"] == [{"templateName": analysis["metadata"]["name"]}]
+    namespace = rollout["metadata"]["namespace"]
+    conditions = {m["name"]: m["successCondition"] for m in analysis["spec"]["metrics"]}
+    assert conditions == {"error-rate": "result[0] <= 0.01", "p99-latency": "result[0] <= 0.5"}
+    for metric in analysis["spec"]["metrics"]:
+        assert (metric["interval"], metric["failureLimit"]) == ("1m", 1)
+        prometheus = metric["provider"]["prometheus"]
+        assert prometheus["address"] == "http://prometheus-operated.monitoring.svc:9090"
+        # This environment's series only, and 0 rather than NaN or nothing when it is idle.
+        assert f'namespace="{namespace}"' in prometheus["query"]
+        assert prometheus["query"].endswith("or on() vector(0)")
+    assert (
+        'http_response_code=~"5.."'
+        in analysis["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
+    )
+
+
+def test_canary_autoscaling_targets_the_rollout() -> None:
+    objects = render_bento(
+        {
+            **load_values(CANARY),
+            "autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 8},
+        }
+    )
+    target = one(objects, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
+    assert target == {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "name": "iris-production",
+    }
+    assert "replicas" not in one(objects, "Rollout")["spec"]
+    for obj in objects:
+        validate_strictly(obj)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"environment": "feat-x"}, "at '/environment'"),  # never for previews
+        ({"serving": {"mode": "kserve"}}, "at '/serving/mode'"),  # KServe has its own canary
+        ({"rollout": {"canary": {"enabled": True, "steps": [0]}}}, "/rollout/canary/steps/0"),
+        ({"rollout": {"canary": {"enabled": True, "steps": [100]}}}, "/rollout/canary/steps/0"),
+        ({"rollout": {"canary": {"enabled": True, "pause": "five"}}}, "/rollout/canary/pause"),
+        ({"rollout": {"canary": {"analysis": {"maxErrorRate": 2}}}}, "maxErrorRate"),
+        ({"rollout": {"canary": {"analysis": {"prometheusAddress": "prom"}}}}, "prometheusAddress"),
+        ({"rollout": {"canary": {"enabled": True, "step": [10]}}}, "step"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_canary_values_fail_naming_the_value(change: dict[str, Any], key: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(key)):
+        render_bento(merge_values(load_values(CANARY), change))
+
+
+def test_canary_steps_must_increase() -> None:
+    with pytest.raises(helm.HelmError, match=r"rollout.canary.steps: \[50 10\] does not increase"):
+        render_bento(
+            merge_values(load_values(CANARY), {"rollout": {"canary": {"steps": [50, 10]}}})
+        )
+
+
+def test_canary_is_off_by_default() -> None:
+    kinds = {o["kind"] for o in render_bento(minimal())}
+    assert "Deployment" in kinds and not kinds & {"Rollout", "AnalysisTemplate"}

@@ -84,7 +84,7 @@ COMMON_FILES = {
             "image/recipe", "image/registry", "image/venv",
             "gitops/__init__", "gitops/__main__", "gitops/deploy", "gitops/envs",
             "gitops/environments", "gitops/gc", "gitops/repo", "gitops/rollback",
-            "gitops/teardown", "gitops/values",
+            "gitops/teardown", "gitops/values", "gitops/verify",
         )
     ),
     "deploy/bench/post.lua", "deploy/values.schema.json", "deploy/values.yaml",
@@ -101,7 +101,7 @@ COMMON_FILES = {
             "deploy/test_remote_errors", "deploy/test_report", "deploy/test_reproduce",
             "deploy/test_retrain",
             "deploy/test_sample_data", "deploy/test_score",
-            "deploy/test_tracking", "deploy/test_urls", "deploy/test_values",
+            "deploy/test_tracking", "deploy/test_urls", "deploy/test_values", "deploy/test_verify",
         )
     ),
 }  # fmt: skip
@@ -253,6 +253,7 @@ TOOLKIT_UNIT_TESTS = (
     "tests/deploy/test_values.py",
     "tests/deploy/test_urls.py",
     "tests/deploy/test_remote_errors.py",
+    "tests/deploy/test_verify.py",
 )
 
 

@@ -39,6 +39,8 @@ from helpers.servers import Server
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-services")]
 
 LOOPBACK = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+# No cluster reads these GitOps repos: a deploy must not wait for its environment to answer.
+NO_CLUSTER = {"DEPLOY_WAIT": "0"}
 # botocore's own retry budget (its standard variable), so that each S3 outage fails in seconds
 # rather than in ~35 s; the one-line failure is the same either way.
 S3_RETRIES = {"AWS_MAX_ATTEMPTS": "2"}
@@ -227,6 +229,7 @@ def test_mlflow_on_postgresql_and_s3_through_train_bento_deploy_and_teardown(
     env = {
         **model_env,
         **LOOPBACK,
+        **NO_CLUSTER,
         "MLFLOW_TRACKING_URI": mlflow.uri_with_credentials(),  # credentials in the URI
         "BENTOML_HOME": str(tmp_path / "bentoml"),
         "GITOPS_REPO": git_server.bare_repo("mlflow-e2e.git"),
@@ -315,6 +318,7 @@ def test_gitops_repo_over_https_with_a_token(git_server, baked_project, tmp_path
     spy_log = tmp_path / "git-configs.log"
     env = {
         **LOOPBACK,
+        **NO_CLUSTER,
         "GITOPS_REPO": url,
         "GITOPS_TOKEN": git_server.token,
         "GIT_SSL_CAINFO": str(git_server.ca),
@@ -418,6 +422,7 @@ def test_every_check_of_going_to_production_passes_against_the_real_services(
             **model_env,
             **s3.credentials,
             **LOOPBACK,
+            **NO_CLUSTER,
             "MLFLOW_TRACKING_URI": mlflow.uri,
             "MLFLOW_TRACKING_USERNAME": ADMIN,
             "MLFLOW_TRACKING_PASSWORD": mlflow.admin_password,

@@ -40,6 +40,8 @@ CRD_SCHEMAS = {
     "PodMonitor": "crds-catalog/monitoring.coreos.com/podmonitor_v1.json",
     "PrometheusRule": "crds-catalog/monitoring.coreos.com/prometheusrule_v1.json",
     "InferenceService": "crds-catalog/serving.kserve.io/inferenceservice_v1beta1.json",
+    "Rollout": "crds-catalog/argoproj.io/rollout_v1alpha1.json",
+    "AnalysisTemplate": "crds-catalog/argoproj.io/analysistemplate_v1alpha1.json",
 }
 # The API version each CRD schema describes (the CRDs-catalog files do not pin it themselves).
 CRD_API_VERSIONS = {
@@ -50,6 +52,8 @@ CRD_API_VERSIONS = {
     "PodMonitor": "monitoring.coreos.com/v1",
     "PrometheusRule": "monitoring.coreos.com/v1",
     "InferenceService": "serving.kserve.io/v1beta1",
+    "Rollout": "argoproj.io/v1alpha1",
+    "AnalysisTemplate": "argoproj.io/v1alpha1",
 }
 # The serving modes the platform team chooses between (model-environments `serving`), as the
 # values each ApplicationSet adds over a model repo's values file.

@@ -143,7 +143,7 @@ Call with (dict "root" $ "name" "bento").
 {{- $ := .root -}}
 {{- $threads := include "bento-service.threads" $ -}}
 {{- $port := include "bento-service.portName" $ -}}
-{{- $chartEnv := list "BENTOML_HOME" "BENTOML_PORT" "BENTOML_DO_NOT_TRACK" "BENTOML_CONFIG_OVERRIDES" "OMP_NUM_THREADS" "OPENBLAS_NUM_THREADS" "MKL_NUM_THREADS" }}
+{{- $chartEnv := list "BENTO_IMAGE" "BENTOML_HOME" "BENTOML_PORT" "BENTOML_DO_NOT_TRACK" "BENTOML_CONFIG_OVERRIDES" "OMP_NUM_THREADS" "OPENBLAS_NUM_THREADS" "MKL_NUM_THREADS" }}
 {{- range $name, $_ := $.Values.bento.envValueFrom }}
 {{- if or (hasKey $.Values.bento.env $name) (has $name $chartEnv) }}
 {{- fail (printf "bento.envValueFrom.%s: also set by bento.env or by the chart; set it in one place" $name) }}
@@ -157,6 +157,9 @@ ports:
     containerPort: {{ $.Values.bento.port }}
     protocol: TCP
 env:
+  # The reference the pod runs, for /metadata: the deploy tool checks it against what it deployed.
+  - name: BENTO_IMAGE
+    value: {{ include "bento-service.image" $ | quote }}
   - name: BENTOML_HOME
     value: {{ $.Values.bento.homeDir | quote }}
   - name: BENTOML_PORT
@@ -310,4 +313,25 @@ tolerations:
 {{- end }}
 volumes:
   {{- include "bento-service.volumes" . | nindent 2 }}
+{{- end }}
+
+{{/* The spec a Deployment and a canary Rollout share: replicas, selector and the pod template. */}}
+{{- define "bento-service.workloadSpec" -}}
+{{- if not .Values.autoscaling.enabled }}
+replicas: {{ .Values.replicaCount }}
+{{- end }}
+revisionHistoryLimit: {{ .Values.revisionHistoryLimit }}
+selector:
+  matchLabels:
+    {{- include "bento-service.selectorLabels" . | nindent 4 }}
+template:
+  metadata:
+    labels:
+      {{- include "bento-service.podLabels" . | nindent 6 }}
+    annotations:
+      {{- include "bento-service.podAnnotations" . | nindent 6 }}
+  spec:
+    {{- include "bento-service.podSettings" . | nindent 4 }}
+    containers:
+      - {{ include "bento-service.container" (dict "root" . "name" "bento") | indent 8 | trim }}
 {{- end }}

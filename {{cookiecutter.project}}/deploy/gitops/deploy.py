@@ -20,6 +20,7 @@ from ..naming import PRODUCTION, env_name, preview_host
 from ..params import GateParams, load_pipeline_params
 from ..settings import Settings
 from ..urls import redact
+from . import verify
 from .environments import (
     branch_of,
     checked_settings,
@@ -151,6 +152,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     override = args.gate_override or os.environ.get("GATE_OVERRIDE") or None
     promote = promotion(settings, trained, override) if env == PRODUCTION else None
     repo = gitops_repo(settings)
+    expected = verify.expected_of(values)
+    check = verify.plan(repo, expected)  # its settings are checked before anything is written
     report(
         transact(repo, deploy_change(settings, env, values, promote)),
         f"deploy {settings.project}/{env}",
@@ -167,3 +170,5 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     )
     print(f"image:       {image.reference}")
     print(f"values:      {redact(repo)} envs/{settings.project}/{env}/values.yaml")
+    # Green only once the environment serves this deploy (or the check is off).
+    verify.wait(check, expected)

@@ -8,6 +8,7 @@ and the lineage as metadata); the service reads it back with the functions here.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,11 @@ class ModelLineage(BaseModel):
 
 
 class Lineage(ModelLineage):
-    """What /metadata answers: the stored lineage and the model's tag in the BentoML store."""
+    """What /metadata answers: the stored lineage, the model's tag in the BentoML store and the
+    image reference the chart sets in BENTO_IMAGE (empty outside a cluster)."""
 
     bento_model: str
+    image: str = ""
 
 
 def feature_type(feature: dict[str, Any]) -> Any:
@@ -172,4 +175,5 @@ def load_model(model: Any) -> Any:
 
 def lineage(model: Any) -> Lineage:
     entry = stored(model)
-    return Lineage(bento_model=str(entry.tag), **entry.info.metadata["lineage"])
+    image = os.environ.get("BENTO_IMAGE", "")
+    return Lineage(bento_model=str(entry.tag), image=image, **entry.info.metadata["lineage"])
