@@ -60,7 +60,8 @@ COMMON_FILES = {
     ".cruft.json", ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore",
     ".python-version", "Makefile", "README.md", "bentofile.yaml",
     "data/raw/.gitignore", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock",
-    "docs/going-to-production.md", "docs/image.md", "docs/model-use.md", "docs/serving.md",
+    "docs/going-to-production.md", "docs/image.md", "docs/model-use.md", "docs/performance.md",
+    "docs/serving.md",
     # The model package: the data scientist's.
     *(
         f"src/{{package}}/{module}.py"
@@ -76,8 +77,8 @@ COMMON_FILES = {
         f"deploy/{module}.py"
         for module in (
             "__init__", "artifacts", "bento", "champion", "commands", "compare", "data_setup",
-            "deployed_model", "drift", "dvc_remote", "forge", "gate", "lineage", "markdown", "mlflow_client",
-            "model_card", "model_registry", "naming", "params", "plots", "profile", "report",
+            "deployed_model", "drift", "dvc_remote", "forge", "gate", "lineage", "markdown",
+            "mlflow_client", "model_card", "model_registry", "naming", "params", "plots", "profile", "report",
             "reproduce", "retrain", "sample_data", "score", "settings", "track", "urls",
             "bench/__init__", "bench/__main__", "bench/fastapi_app",
             "image/__init__", "image/__main__", "image/base", "image/layers", "image/oci",
@@ -93,14 +94,13 @@ COMMON_FILES = {
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
-            "{package}/test_fastpath", "{package}/test_pipeline", "{package}/test_predlog",
-            "{package}/test_service",
+            "{package}/test_fastpath", "{package}/test_guard_range", "{package}/test_pipeline",
+            "{package}/test_predlog", "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
             "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",
             "deploy/test_params", "deploy/test_plots", "deploy/test_profile",
             "deploy/test_remote_errors", "deploy/test_report", "deploy/test_reproduce",
-            "deploy/test_retrain",
-            "deploy/test_sample_data", "deploy/test_score",
+            "deploy/test_retrain", "deploy/test_sample_data", "deploy/test_score",
             "deploy/test_tracking", "deploy/test_urls", "deploy/test_values", "deploy/test_verify",
         )
     ),

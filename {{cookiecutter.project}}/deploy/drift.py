@@ -85,7 +85,9 @@ def reference_of(settings: Settings, deployed: DeployedModel) -> tuple[pd.DataFr
     entries = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text(encoding="utf-8"))}
     md5 = entries.get(TRAIN_FILE.name)
     if md5 is None:  # trained before the splits were Parquet files
-        raise ProjectError(f"DVC: run {deployed.mlflow_run_id}'s {PREPARED} has no {TRAIN_FILE.name}")
+        raise ProjectError(
+            f"DVC: run {deployed.mlflow_run_id}'s {PREPARED} has no {TRAIN_FILE.name}"
+        )
     data = Path(cache.oid_to_path(md5))
     if not data.is_file():
         raise ProjectError(f"DVC: {TRAIN_FILE} md5 {md5} is not in the local cache; run `dvc pull`")
