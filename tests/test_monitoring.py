@@ -107,7 +107,7 @@ def test_score_carries_the_model_version_and_refuses_a_missing_column(
     lineage = json.loads((project / "build/lineage.json").read_text(encoding="utf-8"))
     with output.open(encoding="utf-8") as scored:
         rows = list(csv.DictReader(scored))
-    assert len(rows) == len((project / "data/prepared/test.csv").read_text().splitlines()) - 1
+    assert len(rows) == len(pd.read_parquet(project / "data/prepared/test.parquet"))
     assert {r["model_version"] for r in rows} == {lineage["model_version"]}
     assert {r["mlflow_run_id"] for r in rows} == {lineage["mlflow_run_id"]}
 
@@ -147,5 +147,5 @@ def test_drift_of_an_environment_finds_its_training_data_through_lineage(
     summary = json.loads((project / "build/drift.json").read_text(encoding="utf-8"))
     assert summary["mlflow_run_id"] == lineage["mlflow_run_id"]
     assert summary["reference"].startswith(
-        f"data/prepared/train.csv of run {lineage['mlflow_run_id']}"
+        f"data/prepared/train.parquet of run {lineage['mlflow_run_id']}"
     )
