@@ -1,5 +1,5 @@
 """The template carries everything its tests read: in a copy of the repository with nothing
-beside it (as on a user's machine, where no `../shared` exists), the fast suite passes."""
+beside it (as on a user's machine), the fast suite passes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def lone_copy(destination: Path) -> Path:
 
 @pytest.mark.slow
 def test_fast_suite_passes_with_nothing_beside_the_checkout(tmp_path: Path) -> None:
-    # Two levels down in an empty directory: `../shared` (or anything else) cannot be found.
+    # Two levels down in an empty directory: nothing beside the checkout can be found.
     copy = lone_copy(tmp_path / "empty")
     assert sorted(p.name for p in copy.parent.iterdir()) == ["template"]
     # The tools installed for this checkout (dev venv, gitlab-ci-local) run the copy's tests, in
