@@ -11,6 +11,16 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The schema `prepare` would write for a classifier of a numeric and a categorical column.
+AGE_CITY_SCHEMA = {
+    "target": "label",
+    "task": "classification",
+    "features": [
+        {"name": "age", "kind": "numeric"},
+        {"name": "city", "kind": "categorical", "categories": ["lyon", "paris"]},
+    ],
+    "classes": ["no", "yes"],
+}
 
 
 def tiny_frame(task: str, rows: int = 80, seed: int = 0) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import AGE_CITY_SCHEMA
 from prometheus_client import CollectorRegistry
 from sklearn.linear_model import LogisticRegression
 
@@ -13,15 +14,6 @@ from {{ cookiecutter.__package }}.serving.metrics import OTHER, PredictionMetric
 
 from deploy import profile
 
-SCHEMA = {
-    "target": "label",
-    "task": "classification",
-    "features": [
-        {"name": "age", "kind": "numeric"},
-        {"name": "city", "kind": "categorical", "categories": ["lyon", "paris"]},
-    ],
-    "classes": ["no", "yes"],
-}
 HOSTILE = ["paris\n# HELP x", 'x"}', "a" * 10_000, "{{7*7}}", "", "\x00"]
 
 
@@ -38,7 +30,7 @@ class OnAge:
 def training() -> tuple[pd.DataFrame, dict]:
     age = np.arange(100, dtype=np.float64)
     frame = pd.DataFrame({"age": age, "city": pd.Series(["lyon", "paris"] * 50, dtype=object)})
-    return frame, profile.build(frame, SCHEMA, OnAge(frame, (age > 50).astype(int)))
+    return frame, profile.build(frame, AGE_CITY_SCHEMA, OnAge(frame, (age > 50).astype(int)))
 
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
@@ -62,7 +54,7 @@ def test_the_profile_bins_the_training_split_in_deciles() -> None:
 def test_values_are_counted_in_their_training_bin() -> None:
     _, built = training()
     registry = CollectorRegistry()
-    metrics = PredictionMetrics(SCHEMA, built, registry)
+    metrics = PredictionMetrics(AGE_CITY_SCHEMA, built, registry)
     metrics.observe([[-5.0, "lyon"], [99.0, None], [None, "paris"]], ["no", "yes", "no"], [0.9] * 3)
     bins = samples(registry, "model_feature_bin_total")
     assert bins[(("bin", "0"), ("feature", "age"))] == 1
@@ -79,7 +71,7 @@ def test_values_are_counted_in_their_training_bin() -> None:
 def test_hostile_values_never_become_label_values() -> None:
     _, built = training()
     registry = CollectorRegistry()
-    metrics = PredictionMetrics(SCHEMA, built, registry)
+    metrics = PredictionMetrics(AGE_CITY_SCHEMA, built, registry)
     allowed = {"age", "city", "no", "yes", "lyon", "paris", OTHER, *map(str, range(10))}
     before = {name: len(samples(registry, name)) for name in ("model_feature_bin_total",)}
     rows = [[1.0, value] for value in HOSTILE]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import AGE_CITY_SCHEMA
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -17,16 +18,6 @@ from {{ cookiecutter.__package }}.errors import ProjectError
 
 from deploy import score
 from deploy.deployed_model import DeployedModel
-
-SCHEMA = {
-    "target": "label",
-    "task": "classification",
-    "features": [
-        {"name": "age", "kind": "numeric"},
-        {"name": "city", "kind": "categorical", "categories": ["lyon", "paris"]},
-    ],
-    "classes": ["no", "yes"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +30,7 @@ def deployed() -> DeployedModel:
         [("c", OneHotEncoder(handle_unknown="ignore"), ["city"])], remainder="passthrough"
     )
     model = make_pipeline(encode, LogisticRegression()).fit(frame, frame["age"] > 40)
-    return DeployedModel(model, SCHEMA, "7", "run123", {}, "test model")
+    return DeployedModel(model, AGE_CITY_SCHEMA, "7", "run123", {}, "test model")
 
 
 def sample(rows: int) -> pd.DataFrame:
