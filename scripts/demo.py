@@ -2,8 +2,12 @@
 
 Generate a model repo, branch, run the pipeline (the CI jobs' make targets, in CI order), deploy
 the branch to a local GitOps repo, render what Argo CD would apply, serve and predict, merge to
-the default branch (production, behind the quality gate), tear the branch down, and summarise.
-Everything lands in demo/ (git-ignored); run it again to start over.
+the default branch (production, behind the quality gate), tear the branch down, roll production
+back, and summarise. Everything lands in demo/ (git-ignored); run it again to start over.
+
+No cluster reads the local GitOps repo, so each deploy's environment is stood in for by the
+Bento its image holds, served on 127.0.0.1 with the image reference the chart gives the pod:
+the deploy's rollout check (DEPLOY_BASE_URL, DEPLOY_WAIT) then verifies a real server.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import helm_python as helm
@@ -29,6 +36,7 @@ DEMO = TEMPLATE / "demo"
 CACHE = TEMPLATE / ".cache"
 BRANCH = "feature/stronger-regularisation"
 REGISTRY_PORT = 5000
+ENVIRONMENT_PORT = 3999  # where the stand-in of the environment being deployed serves
 # How the platform serves (charts/model-environments `serving`): DEMO_SERVING_MODE=kserve shows
 # the InferenceService Argo CD would apply instead of the Deployment.
 SERVING_MODE = os.environ.get("DEMO_SERVING_MODE", "deployment")  # deployment | kserve
@@ -117,42 +125,69 @@ def render_gitops(gitops: Path) -> None:
         print("    " + ", ".join(objects))
 
 
-def serve_and_predict(project: Path, env: dict[str, str]) -> str:
-    banner("serve the Bento and ask for a prediction")
+@dataclass(frozen=True)
+class Built:
+    """What `make bento` and `make image` made: the Bento and the image that holds it."""
+
+    bento: str
+    image: str  # repository@digest, as the chart gives it to the pod
+
+    @classmethod
+    def of(cls, project: Path) -> Built:
+        image = json.loads((project / "build/image.json").read_text())
+        bento = json.loads((project / "build/bento.json").read_text())["tag"]
+        return cls(bento, f"{image['repository']}@{image['digest']}")
+
+
+@contextmanager
+def environment(project: Path, env: dict[str, str], built: Built) -> Iterator[dict[str, str]]:
+    """The environment a deploy goes to, stood in for on 127.0.0.1: the image's Bento served
+    with the pod's BENTO_IMAGE. Yields the deploy's env, which makes it verify the server there
+    (the deploy waits while the server starts, as it would while Argo CD rolls out)."""
+    bentoml = str(project / ".venv/bin/bentoml")
     server = subprocess.Popen(
-        ["make", "serve", "PORT=3999"],
+        [bentoml, "serve", built.bento, "--host", "127.0.0.1", "--port", str(ENVIRONMENT_PORT)],
         cwd=project,
-        env=env,
+        env={**env, "BENTO_IMAGE": built.image},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen("http://127.0.0.1:3999/readyz", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        schema = json.loads((project / "data/prepared/schema.json").read_text())
-        row = pd.read_parquet(project / "data/prepared/test.parquet").iloc[0]
-        record = {
-            f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else row[f["name"]]
-            for f in schema["features"]
+        yield {
+            **env,
+            "DEPLOY_BASE_URL": f"http://127.0.0.1:{ENVIRONMENT_PORT}",
+            "DEPLOY_WAIT": "120",
         }
-        request = urllib.request.Request(
-            "http://127.0.0.1:3999/predict",
-            data=json.dumps(record).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        answer = urllib.request.urlopen(request, timeout=10).read().decode()
-        print(f"  POST /predict -> {answer}")
-        show_prediction_metrics("http://127.0.0.1:3999/metrics")
-        return answer
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def verified_url(output: str) -> str:
+    """The URL the deploy's rollout check verified (`verified:    <url> serves ...`)."""
+    return next(line.split()[1] for line in output.splitlines() if line.startswith("verified:"))
+
+
+def predict(project: Path) -> str:
+    """A prediction from the environment being served, and the metrics it moved."""
+    banner("ask the branch's environment for a prediction")
+    base = f"http://127.0.0.1:{ENVIRONMENT_PORT}"
+    schema = json.loads((project / "data/prepared/schema.json").read_text())
+    row = pd.read_parquet(project / "data/prepared/test.parquet").iloc[0]
+    record = {
+        f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else row[f["name"]]
+        for f in schema["features"]
+    }
+    request = urllib.request.Request(
+        f"{base}/predict",
+        data=json.dumps(record).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    answer = urllib.request.urlopen(request, timeout=10).read().decode()
+    print(f"  POST /predict -> {answer}")
+    show_prediction_metrics(f"{base}/metrics")
+    return answer
 
 
 def show_prediction_metrics(url: str) -> None:
@@ -221,7 +256,11 @@ def main() -> None:
     )
     step("bento on main", ["make", "bento"], project, env)
     step("image on main", image, project, env)
-    step("deploy the first model to production", ["make", "deploy"], project, env)
+    first = Built.of(project)
+    verified: list[tuple[str, str]] = []
+    with environment(project, env, first) as checked:
+        out = step("deploy the first model to production", ["make", "deploy"], project, checked)
+    verified.append(("production, first model", verified_url(out)))
 
     banner(f"branch {BRANCH} and change a hyperparameter")
     subprocess.run(["git", "switch", "--quiet", "-c", BRANCH], cwd=project, check=True, env=env)
@@ -237,7 +276,10 @@ def main() -> None:
     step("reproduce", ["make", "reproduce"], project, env)
     step("bento", ["make", "bento"], project, env)
     step("image", image, project, env)
-    step("deploy the branch", ["make", "deploy"], project, env)
+    with environment(project, env, Built.of(project)) as checked:
+        out = step("deploy the branch", ["make", "deploy"], project, checked)
+        verified.append(("branch environment", verified_url(out)))
+        predict(project)
     step("merge request report", ["make", "report"], project, env)
     banner("the merge request note (build/report.md)")
     print((project / "build/report.md").read_text())
@@ -249,7 +291,6 @@ def main() -> None:
     branch_deploy = dotenv(project / "build/deploy.env")
     banner(f"what Argo CD would apply (serving mode: {SERVING_MODE})")
     render_gitops(gitops)
-    serve_and_predict(project, env)
     sample = shifted_sample(project, 1.5)
     drift = ["make", "drift", f"INPUT={sample.relative_to(project)}", "ENV=production"]
     step(
@@ -272,13 +313,19 @@ def main() -> None:
     step("bento on main", ["make", "bento"], project, env)
     step("image on main", image, project, env)
     # The gate scores the production model (the first one) on this model's test split.
-    step("deploy production (quality gate)", ["make", "deploy", "report"], project, env)
+    with environment(project, env, Built.of(project)) as checked:
+        gated = ["make", "deploy", "report"]
+        out = step("deploy production (quality gate)", gated, project, checked)
+    verified.append(("production, merged model", verified_url(out)))
     production = dotenv(project / "build/deploy.env")
     step("tear the branch down", ["make", "teardown"], project, {**env, "DEPLOY_BRANCH": BRANCH})
     banner("what Argo CD would apply now")
     render_gitops(gitops)
     reason = {"ROLLBACK_REASON": "demo: the new model's p99 doubled in production"}
-    step("roll production back", ["make", "rollback"], project, {**env, **reason})
+    # Done once production serves the first model's image again.
+    with environment(project, {**env, **reason}, first) as checked:
+        out = step("roll production back", ["make", "rollback"], project, checked)
+    verified.append(("production, rolled back", verified_url(out)))
     banner("GitOps history")
     log = ["git", "log", "--format=  %h %s"]
     print(subprocess.run(log, cwd=gitops, capture_output=True, text=True, check=True).stdout)
@@ -295,6 +342,8 @@ def main() -> None:
         f"  branch env   {branch_deploy['ENVIRONMENT']} ({branch_deploy['PREVIEW_URL']}), torn down"
     )
     print(f"  production   {production['PREVIEW_URL']}, rolled back to the first model")
+    for where, url in verified:
+        print(f"  verified     {url} ({where}, served on 127.0.0.1:{ENVIRONMENT_PORT})")
     for title, seconds in timings:
         print(f"  {seconds:7.1f} s  {title}")
     print(f"  {sum(s for _, s in timings):7.1f} s  total")

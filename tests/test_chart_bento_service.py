@@ -984,6 +984,10 @@ def test_canary_rolls_the_deployments_pods_out_in_steps_with_analysis() -> None:
         {"pause": {"duration": "5m"}},
     ]
     assert canary["analysis"]["templates"] == [{"templateName": analysis["metadata"]["name"]}]
+    # The analysis reads the new pods only: Argo Rollouts passes their pod-template hash.
+    hash_arg = {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}
+    assert canary["analysis"]["args"] == [hash_arg]
+    assert analysis["spec"]["args"] == [{"name": "canary-hash"}]
     namespace = rollout["metadata"]["namespace"]
     conditions = {m["name"]: m["successCondition"] for m in analysis["spec"]["metrics"]}
     assert conditions == {"error-rate": "result[0] <= 0.01", "p99-latency": "result[0] <= 0.5"}
@@ -991,13 +995,25 @@ def test_canary_rolls_the_deployments_pods_out_in_steps_with_analysis() -> None:
         assert (metric["interval"], metric["failureLimit"]) == ("1m", 1)
         prometheus = metric["provider"]["prometheus"]
         assert prometheus["address"] == "http://prometheus-operated.monitoring.svc:9090"
-        # This environment's series only, and 0 rather than NaN or nothing when it is idle.
+        # This environment's canary series only, and 0 rather than NaN or nothing when idle.
         assert f'namespace="{namespace}"' in prometheus["query"]
+        assert prometheus["query"].count('rollouts_pod_template_hash="{{args.canary-hash}}"') == (
+            prometheus["query"].count("{namespace=")
+        )
         assert prometheus["query"].endswith("or on() vector(0)")
     assert (
         'http_response_code=~"5.."'
         in analysis["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
     )
+
+
+def test_canary_scrape_keeps_the_pod_template_hash() -> None:
+    monitored = {"metrics": {"serviceMonitor": {"enabled": True}}}
+    canary = one(render_bento(merge_values(load_values(CANARY), monitored)), "ServiceMonitor")
+    validate_strictly(canary)
+    assert canary["spec"]["podTargetLabels"] == ["rollouts-pod-template-hash"]
+    plain = one(render_bento(merge_values(minimal(), monitored)), "ServiceMonitor")
+    assert "podTargetLabels" not in plain["spec"]
 
 
 def test_canary_autoscaling_targets_the_rollout() -> None:

@@ -11,8 +11,9 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +28,19 @@ from helpers.charts import (
     render_bento,
     validate_strictly,
 )
-from helpers.gitops import PROJECT, bare_repo, cli_env, env_name, files, git, gitops, image
+from helpers.gitops import (
+    PROJECT,
+    bare_repo,
+    cli_env,
+    commit_count,
+    digest,
+    env_name,
+    files,
+    git,
+    gitops,
+    image,
+    write_lineage,
+)
 from helpers.images import free_port, serve_read_only, skopeo_inspect, wait_ready
 from helpers.project import MODEL_VENV, copy_project
 
@@ -36,33 +49,27 @@ TOKEN = "argocd-test-token"
 
 class ArgoCD(ThreadingHTTPServer):
     """Argo CD's `GET /api/v1/applications/<name>`: the next of `states` (sync, health) per
-    call, the last one repeated; 401 without the Bearer token, 404 for another application."""
+    call, the last one repeated, at the revision `revision()` names (by default the tip of the
+    GitOps repo's main, as once Argo CD has polled it); 401 without the Bearer token, 404 for
+    another application or outside `namespace` (`?appNamespace=`)."""
 
-    def __init__(self, application: str, states: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        application: str,
+        states: list[tuple[str, str]],
+        revision: Callable[[], str],
+        namespace: str | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), ArgoHandler)
         self.application, self.states, self.calls = application, list(states), 0
+        self.revision, self.namespace = revision, namespace
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class ArgoHandler(BaseHTTPRequestHandler):
-    server: ArgoCD
-
-    def do_GET(self) -> None:
-        argo = self.server
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self.answer(401, {"error": "no session information", "code": 16})
-        if self.path.split("?")[0] != f"/api/v1/applications/{argo.application}":
-            return self.answer(404, {"error": "application not found", "code": 5})
-        sync, health = argo.states[min(argo.calls, len(argo.states) - 1)]
-        argo.calls += 1
-        status = {"sync": {"status": sync, "revision": "0" * 40}, "health": {"status": health}}
-        if health == "Degraded":
-            status["health"]["message"] = "Deployment exceeded its progress deadline"
-        self.answer(200, {"metadata": {"name": argo.application}, "status": status})
-
+class JsonHandler(BaseHTTPRequestHandler):
     def answer(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
@@ -76,8 +83,7 @@ class ArgoHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def argocd(application: str, *states: tuple[str, str]) -> Iterator[ArgoCD]:
-    server = ArgoCD(application, list(states))
+def serving(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -85,6 +91,41 @@ def argocd(application: str, *states: tuple[str, str]) -> Iterator[ArgoCD]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ArgoHandler(JsonHandler):
+    server: ArgoCD
+
+    def do_GET(self) -> None:
+        argo = self.server
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self.answer(401, {"error": "no session information", "code": 16})
+        path, _, query = self.path.partition("?")
+        namespace = urllib.parse.parse_qs(query).get("appNamespace", [None])[0]
+        if path != f"/api/v1/applications/{argo.application}" or namespace != argo.namespace:
+            return self.answer(404, {"error": "application not found", "code": 5})
+        sync, health = argo.states[min(argo.calls, len(argo.states) - 1)]
+        argo.calls += 1
+        revision = argo.revision()
+        status = {"sync": {"status": sync, "revision": revision}, "health": {"status": health}}
+        if health == "Degraded":
+            status["health"]["message"] = "Deployment exceeded its progress deadline"
+        self.answer(200, {"metadata": {"name": argo.application}, "status": status})
+
+
+def tip(repo: Path) -> Callable[[], str]:
+    return lambda: git(repo, "rev-parse", "main").strip()
+
+
+@contextmanager
+def argocd(
+    application: str,
+    *states: tuple[str, str],
+    revision: Callable[[], str],
+    namespace: str | None = None,
+) -> Iterator[ArgoCD]:
+    with serving(ArgoCD(application, list(states), revision, namespace)) as server:
+        yield server
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -157,7 +198,7 @@ def test_no_ingress_needs_a_base_url(project, repo):
 )
 def test_argocd_not_synced_and_healthy_fails_with_what_it_saw(project, repo, states, token, seen):
     application = f"{PROJECT}-{env_name(project, 'feat/x')}"
-    with argocd(application, *states) as server:
+    with argocd(application, *states, revision=tip(repo)) as server:
         start_time = time.monotonic()
         result = deploy(
             project, repo, DEPLOY_WAIT="3", ARGOCD_SERVER=server.url, ARGOCD_TOKEN=token
@@ -169,6 +210,90 @@ def test_argocd_not_synced_and_healthy_fails_with_what_it_saw(project, repo, sta
     assert f"application {application}" in line and token not in line
     # The commit is in: the failure is about the cluster, not the GitOps repo.
     assert files(repo) == {f"envs/{PROJECT}/{env_name(project, 'feat/x')}/values.yaml"}
+
+
+def test_argocd_must_have_synced_the_deploys_commit_or_a_later_one(project, repo, tmp_path):
+    application = f"{PROJECT}-{env_name(project, 'feat/x')}"
+    argo = {"DEPLOY_WAIT": "3", "ARGOCD_TOKEN": TOKEN}
+    assert deploy(project, repo, DEPLOY_WAIT="0").returncode == 0
+    before = tip(repo)()
+    # Right after the push Argo CD still reports the commit before as Synced and Healthy.
+    with argocd(application, ("Synced", "Healthy"), revision=lambda: before) as server:
+        args = ["deploy", "--repo", str(repo), "--branch=feat/x", "--image", image(2)]
+        stale = gitops(project, *args, ARGOCD_SERVER=server.url, **argo)
+    deployed = tip(repo)()
+    assert deployed != before
+    line = error_line(stale)
+    assert line.endswith(
+        f"application {application} is at revision {before[:12]}, "
+        f"not yet at the deploy's {deployed[:12]}"
+    ), line
+
+    def later() -> str:
+        """Another environment's deploy lands after this one: Argo CD syncs the newer commit."""
+        if tip(repo)() == deployed:
+            other = tmp_path / "other"
+            git(tmp_path, "clone", "--quiet", str(repo), str(other))
+            (other / "later.txt").write_text("another deploy\n")
+            git(other, "add", "later.txt")
+            git(other, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "later")
+            git(other, "push", "--quiet", "origin", "HEAD:main")
+        return tip(repo)()
+
+    with argocd(application, ("Synced", "Healthy"), revision=later) as server:
+        # Argo CD is past the deploy's commit, so the check goes on to the environment, where
+        # nothing listens: the wait ends on that, not on the revision.
+        nobody = f"http://127.0.0.1:{free_port()}"
+        args = ["deploy", "--repo", str(repo), "--branch=feat/x", "--image", image(2)]
+        newer = gitops(project, *args, ARGOCD_SERVER=server.url, DEPLOY_BASE_URL=nobody, **argo)
+    assert tip(repo)() != deployed
+    line = error_line(newer)
+    assert f"{nobody}/metadata: no answer" in line and "revision" not in line, line
+
+
+def test_argocd_applications_in_another_namespace(project, repo):
+    application = f"{PROJECT}-{env_name(project, 'feat/x')}"
+    states = [("Synced", "Degraded")]
+    with argocd(application, *states, revision=tip(repo), namespace="models") as server:
+        argo = {"DEPLOY_WAIT": "2", "ARGOCD_SERVER": server.url, "ARGOCD_TOKEN": TOKEN}
+        outside = error_line(deploy(project, repo, **argo))
+        inside = error_line(deploy(project, repo, **argo, ARGOCD_APP_NAMESPACE="models"))
+    assert outside.endswith(f"application {application}: HTTP 404"), outside
+    assert f"application {application} is Synced and Degraded (" in inside, inside
+
+
+def metadata_server(answer: dict) -> ThreadingHTTPServer:
+    """A Bento's `POST /metadata`, answering `answer`."""
+
+    class Metadata(JsonHandler):
+        def do_POST(self) -> None:
+            self.answer(200, answer)
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+
+
+def test_rollback_waits_until_production_serves_the_model_it_went_back_to(project, repo):
+    for n in (1, 2):
+        write_lineage(
+            project, {"accuracy": 0.9}, mlflow_run_id=f"{n:02d}" * 16, model_version=str(n)
+        )
+        args = ["deploy", "--repo", str(repo), "--branch=main", "--image", image(n)]
+        assert gitops(project, *args, GATE_OVERRIDE="test").returncode == 0
+    first = yaml.safe_load(git(repo, "show", f"main~1:envs/{PROJECT}/production/values.yaml"))
+    rollback = ["rollback", "--repo", str(repo), "--reason", "p99 doubled"]
+    commits = commit_count(repo)
+    assert "DEPLOY_WAIT='soon'" in error_line(gitops(project, *rollback, DEPLOY_WAIT="soon"))
+    assert commit_count(repo) == commits
+
+    served = {"model_version": "1", "image": f"{first['image']['repository']}@{digest(1)}"}
+    with serving(metadata_server(served)) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = gitops(project, *rollback, DEPLOY_WAIT="10", DEPLOY_BASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"verified:    http://{first['ingress']['host']}/ serves model version 1" in result.stdout
+    )
+    assert commit_count(repo) == commits + 1
 
 
 # -- the real image ---------------------------------------------------------------------------
@@ -216,7 +341,8 @@ def test_deploy_waits_until_the_real_image_serves_it(built_image, image_rootfs, 
     log = tmp_path / "serve.log"
 
     # Argo CD first reports the sync under way, then Synced and Healthy.
-    with argocd(application, ("OutOfSync", "Progressing"), ("Synced", "Healthy")) as server:
+    states = ("OutOfSync", "Progressing"), ("Synced", "Healthy")
+    with argocd(application, *states, revision=tip(repo)) as server:
         argo = {"ARGOCD_SERVER": server.url, "ARGOCD_TOKEN": TOKEN}
         # The model venv's Python: the deploy moves the MLflow alias.
         process = subprocess.Popen(

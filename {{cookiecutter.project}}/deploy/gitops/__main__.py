@@ -11,7 +11,8 @@ Environment: DEPLOY_BRANCH (else CI_COMMIT_REF_NAME, GITHUB_HEAD_REF, GITHUB_REF
 GITOPS_REPO, GITOPS_BRANCH (default main), GITOPS_TOKEN and GITOPS_USER (HTTPS remotes),
 GITOPS_TTL (gc), ROLLBACK_REASON and ROLLBACK_VERSION (rollback), GATE_OVERRIDE (deploy),
 MLOPS_PROJECT (without pyproject.toml), MLFLOW_TRACKING_URI, PREVIEW_DOMAIN; DEPLOY_WAIT,
-DEPLOY_BASE_URL, ARGOCD_SERVER and ARGOCD_TOKEN (deploy's rollout check, see verify.py).
+DEPLOY_BASE_URL, ARGOCD_SERVER, ARGOCD_APP_NAMESPACE and ARGOCD_TOKEN (the rollout check of
+deploy and rollback, see verify.py).
 
 Branch names are data: they reach git only as list arguments and the values file only through
 yaml.safe_dump. Pass them as `--branch=VALUE` (or in DEPLOY_BRANCH) so that a branch named like

@@ -154,10 +154,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     repo = gitops_repo(settings)
     expected = verify.expected_of(values)
     check = verify.plan(repo, expected)  # its settings are checked before anything is written
-    report(
-        transact(repo, deploy_change(settings, env, values, promote)),
-        f"deploy {settings.project}/{env}",
-    )
+    outcome = transact(repo, deploy_change(settings, env, values, promote))
+    report(outcome, f"deploy {settings.project}/{env}")
     # The registry follows the GitOps repo, never leads it: the alias moves once the values are in.
     lineage = values["lineage"]
     model_registry.set_alias(
@@ -171,4 +169,4 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     print(f"image:       {image.reference}")
     print(f"values:      {redact(repo)} envs/{settings.project}/{env}/values.yaml")
     # Green only once the environment serves this deploy (or the check is off).
-    verify.wait(check, expected)
+    verify.wait(check, expected, outcome.revision)

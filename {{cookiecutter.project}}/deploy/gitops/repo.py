@@ -9,6 +9,7 @@ backoff. A change that leaves the tree identical makes no commit.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import random
 import re
@@ -47,6 +48,11 @@ class GitError(ProjectError):
 class Outcome:
     committed: bool
     attempts: int  # pushes tried; attempts - 1 were rejected and retried
+    revision: str | None  # the branch's commit holding the change (None: the branch is empty)
+
+
+def gitops_branch() -> str:
+    return os.environ.get("GITOPS_BRANCH", "main")  # the branch Argo CD watches
 
 
 def _basic_auth() -> str | None:
@@ -163,6 +169,10 @@ class Clone:
             raise self.unreachable(heads)
         return bool(heads.stdout.strip())
 
+    def head(self) -> str | None:
+        result = self.git("rev-parse", "--verify", "--quiet", "HEAD", check=False)
+        return result.stdout.strip() or None
+
     def stage(self) -> bool:
         """Stage every change; False when the tree is identical to the tip."""
         self.git("add", "--all")
@@ -192,16 +202,32 @@ def transact(location: str, change: Callable[[Path], str | None], history: bool 
     It runs again after every rejected push, on top of the new remote tip. With `history`, the
     clone has the branch's whole history (a rollback reads earlier deploys); else one commit.
     """
-    branch = os.environ.get("GITOPS_BRANCH", "main")  # the branch Argo CD watches
     with tempfile.TemporaryDirectory(prefix="gitops-") as tmp:
-        clone = Clone(location, branch, Path(tmp), history)
+        clone = Clone(location, gitops_branch(), Path(tmp), history)
         clone.init()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             clone.sync()
             message = change(clone.dir)
             if message is None or not clone.stage():
-                return Outcome(committed=False, attempts=attempt - 1)
+                return Outcome(committed=False, attempts=attempt - 1, revision=clone.head())
             if clone.commit_and_push(message):
-                return Outcome(committed=True, attempts=attempt)
+                return Outcome(committed=True, attempts=attempt, revision=clone.head())
             time.sleep(_backoff(attempt))
     raise GitError(f"push to {redact(location)} still rejected after {MAX_ATTEMPTS} attempts")
+
+
+@functools.cache  # a fact about two commits: one fetch per revision a check polls
+def includes(location: str, revision: str, commit: str) -> bool:
+    """Whether `revision` of the GitOps branch is `commit` or came after it (False too when the
+    branch does not hold `revision`). Fetches commits only, where the server can filter."""
+    if revision == commit:
+        return True
+    with tempfile.TemporaryDirectory(prefix="gitops-") as tmp:
+        clone = Clone(location, gitops_branch(), Path(tmp), history=True)
+        clone.init()
+        fetch = ("fetch", "--quiet", "--filter=tree:0", "--", location, clone.branch)
+        fetched = clone.git(*fetch, check=False)
+        if fetched.returncode != 0:
+            raise clone.unreachable(fetched)
+        answer = clone.git("merge-base", "--is-ancestor", commit, revision, check=False)
+    return answer.returncode == 0

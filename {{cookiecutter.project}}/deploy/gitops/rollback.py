@@ -1,6 +1,7 @@
 """`rollback`: production back to its previous deploy (or to a named model version), values and
 gate record included, as a new GitOps commit. It bypasses the gate on purpose (the previous model
-may score lower offline: that is why one goes back) and records who asked and why."""
+may score lower offline: that is why one goes back) and records who asked and why. Like a
+deploy, it is done once production serves the model it went back to (verify.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from {{ cookiecutter.__package }}.errors import ProjectError
 from .. import gate, model_registry
 from ..commands import git_output
 from ..naming import PRODUCTION
+from . import verify
 from .environments import checked_settings, env_dir, gitops_repo, iso, report
 from .repo import transact
 from .values import dump
@@ -96,13 +98,16 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     version = args.to_version or os.environ.get("ROLLBACK_VERSION") or None
     settings = checked_settings(args.project, args.default_branch, args.repo)
     project = settings.project
-    chosen: list[Deploy] = []
+    repo = gitops_repo(settings)
+    chosen: list[tuple[Deploy, verify.Check, verify.Expected]] = []
 
     def change(worktree: Path) -> str:
         target = choose(production_history(worktree, project), project, version)
-        chosen[:] = [target]
         values = {**target.values, "lineage": {**target.values.get("lineage", {})}}
         values["lineage"]["deployedAt"] = iso(datetime.now(UTC))
+        expected = verify.expected_of(values)
+        # Its settings are checked before anything is written, as a deploy's.
+        chosen[:] = [(target, verify.plan(repo, expected), expected)]
         production = env_dir(worktree, project, PRODUCTION)
         (production / "values.yaml").write_text(dump(values), encoding="utf-8")
         record = git_output(
@@ -118,10 +123,10 @@ def cmd_rollback(args: argparse.Namespace) -> None:
             "gate: bypassed (rollback)\n"
         )
 
-    report(
-        transact(gitops_repo(settings), change, history=True), f"rollback {project}/{PRODUCTION}"
-    )
-    lineage = chosen[0].values.get("lineage", {})
+    outcome = transact(repo, change, history=True)
+    report(outcome, f"rollback {project}/{PRODUCTION}")
+    target, check, expected = chosen[0]
+    lineage = target.values.get("lineage", {})
     model_registry.set_alias(
         settings.mlflow_tracking_uri,
         lineage.get("modelName"),
@@ -131,3 +136,4 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     print(
         f"production:  model version {lineage.get('modelVersion')}, commit {lineage.get('gitCommit')}"
     )
+    verify.wait(check, expected, outcome.revision)

@@ -3,7 +3,8 @@
 The commit only asks Argo CD for a change; a green deploy job must mean the environment's URL
 answers and its /metadata reports the deployed model version and image (the chart passes the
 image reference to the pod as BENTO_IMAGE). With ARGOCD_SERVER and ARGOCD_TOKEN set, the
-Application must also be Synced and Healthy, read from Argo CD's REST API.
+Application must also be Synced and Healthy at the deploy's commit or a later one, read from
+Argo CD's REST API (right after a push it is still Synced and Healthy at the commit before).
 
     DEPLOY_WAIT       seconds to wait (default 300; 0 turns the check off; with a local
                       GitOps repo, which no Argo CD reads, off unless set)
@@ -11,6 +12,8 @@ Application must also be Synced and Healthy, read from Argo CD's REST API.
                       http://127.0.0.1:8080 for a port-forward; the Host header stays the
                       environment's host, so an ingress controller still routes them
     ARGOCD_SERVER     https://argocd.example.com (optional), with ARGOCD_TOKEN (a Bearer token)
+    ARGOCD_APP_NAMESPACE  the Applications' namespace when it is not Argo CD's own
+                      (Argo CD's "applications in any namespace")
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 
 from ..urls import is_remote, redact, scrub
+from .repo import includes
 
 DEFAULT_WAIT = 300
 POLL_SECONDS = 2.0
@@ -41,6 +45,7 @@ class Expected:
     application: str  # the Argo CD Application, <project>-<env>
     model_version: str | None
     image: str  # the reference the chart renders: repository@digest, else repository:tag
+    revision: str | None = None  # the GitOps commit holding the values, once pushed
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Check:
     seconds: int
     base_url: str
     argocd: tuple[str, str] | None  # (server, token)
+    app_namespace: str
+    gitops_repo: str
     skipped: str | None  # why nothing is checked
 
 
@@ -116,7 +123,8 @@ def plan(gitops_repo: str, expected: Expected) -> Check:
             "the environment has no ingress, so no URL to check: set DEPLOY_BASE_URL "
             "(a port-forward, say) or DEPLOY_WAIT=0"
         )
-    return Check(seconds, base_url, argocd(), skipped)
+    app_namespace = os.environ.get("ARGOCD_APP_NAMESPACE", "").strip()
+    return Check(seconds, base_url, argocd(), app_namespace, gitops_repo, skipped)
 
 
 def call(url: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
@@ -165,11 +173,19 @@ def served_problem(check: Check, expected: Expected) -> str | None:
     return None
 
 
-def application_problem(server: str, token: str, name: str) -> str | None:
-    """Argo CD's view: None once the Application is Synced and Healthy."""
-    url = f"{server}/api/v1/applications/{urllib.parse.quote(name)}"
+def short(revision: str | None) -> str:
+    return (revision or "none")[:12]
+
+
+def application_problem(check: Check, expected: Expected) -> str | None:
+    """Argo CD's view: None once the Application is Synced and Healthy at the deploy's commit
+    or a later one (another environment's deploy may have come after)."""
+    server, token = check.argocd or ("", "")
+    name = urllib.parse.quote(expected.application)
+    namespace = urllib.parse.quote(check.app_namespace)
+    url = f"{server}/api/v1/applications/{name}" + (f"?appNamespace={namespace}" if namespace else "")
     status, body = call(url, {"Authorization": f"Bearer {token}"})
-    where = f"Argo CD {redact(server)} application {name}"
+    where = f"Argo CD {redact(server)} application {expected.application}"
     if status != 200:
         detail = body.decode(errors="replace")[:200] if status == 0 else f"HTTP {status}"
         return f"{where}: {scrub(detail, token)}"
@@ -179,6 +195,14 @@ def application_problem(server: str, token: str, name: str) -> str | None:
         return f"{where}: not an Application"
     sync = (state.get("sync") or {}).get("status") or "Unknown"
     health = state.get("health") or {}
+    synced_at = (state.get("sync") or {}).get("revision")
+    if expected.revision and not (
+        synced_at and includes(check.gitops_repo, synced_at, expected.revision)
+    ):
+        return (
+            f"{where} is at revision {short(synced_at)}, "
+            f"not yet at the deploy's {short(expected.revision)}"
+        )
     if (sync, health.get("status")) == ("Synced", "Healthy"):
         return None
     message = health.get("message")
@@ -187,15 +211,16 @@ def application_problem(server: str, token: str, name: str) -> str | None:
     )
 
 
-def wait(check: Check, expected: Expected) -> None:
-    """Return once the environment serves the deploy, printing the URL verified; raise with the
-    last thing seen when it does not within the wait."""
+def wait(check: Check, expected: Expected, revision: str | None) -> None:
+    """Return once the environment serves the deploy pushed as `revision`, printing the URL
+    verified; raise with the last thing seen when it does not within the wait."""
     if check.skipped:
         print(f"verify:      not checked: {check.skipped}")
         return
+    expected = replace(expected, revision=revision)
     deadline = time.monotonic() + check.seconds
     while True:
-        problem = application_problem(*check.argocd, expected.application) if check.argocd else None
+        problem = application_problem(check, expected) if check.argocd else None
         problem = problem or served_problem(check, expected)
         if problem is None:
             url = expected.url or check.base_url
