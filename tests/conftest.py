@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.bento_service import bento_project, reference, server  # noqa: F401 - fixtures
 from helpers.images import base_image_env, builder_workspace, local_registry, mounted_rootfs
 from helpers.mlflow_server import mlflow_server
 from helpers.project import (

@@ -1,13 +1,17 @@
 """`make bench` (`python -m deploy.bench`): throughput and latency of the built Bento against the
-usual alternatives.
+usual alternatives, single records and batches.
 
-On the same model and machine, in one run, single-record POSTs at 1, 8 and 32 concurrent clients
-(wrk + post.lua) against: the Bento (`bentoml serve`), `mlflow models serve` on the same
-registered model version, a plain FastAPI + uvicorn app with the model in process, and finally
-in-process `model.predict_proba` on one row (the ceiling, one thread). Prints a table and writes
-build/bench.json. Needs `make train bento` first and `wrk` (Debian package `wrk`).
+On the same model and machine, in one run, POSTs (wrk + post.lua) of one record at 1, 8 and 32
+concurrent clients, and of BATCH records to /predict_batch at 1 and 2 clients, against: the
+Bento (`bentoml serve`), `mlflow models serve` on the same registered model version (single
+records only), a plain FastAPI + uvicorn app calling the pipeline on a DataFrame, a FastAPI app
+calling the service's own model code (the fast path: what is left is the serving stack's cost),
+and finally in-process predict on the same rows as the service calls it (the ceiling, one
+thread). Prints a table and the goals met or not, and writes build/bench.json. Needs
+`make train bento` first and `wrk` (Debian package `wrk`).
 
-Options by environment: BENCH_SECONDS (per point, default 10), BENCH_CLIENTS (default "1 8 32").
+Options by environment: BENCH_SECONDS (per point, default 10), BENCH_CLIENTS (default "1 8 32"),
+BENCH_BATCH_CLIENTS (default "1 2").
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = [int(n) for n in os.environ.get("BENCH_CLIENTS", "1 8 32").split()]
+BATCH_CLIENTS = [int(n) for n in os.environ.get("BENCH_BATCH_CLIENTS", "1 2").split()]
+BATCH = 1000  # records per /predict_batch request: the service's default SERVICE_MAX_BATCH
 WARMUP_SECONDS = 3
 STARTUP_TIMEOUT = 120
 
@@ -129,17 +135,19 @@ def wrk(url: str, body: Path, clients: int, seconds: int) -> dict[str, Any]:
     }
 
 
-def measure(name: str, url: str, body: Path, pid: int) -> list[dict[str, Any]]:
+def measure(
+    name: str, url: str, body: Path, pid: int, clients: list[int], records: int = 1
+) -> list[dict[str, Any]]:
     """wrk at each client count. CPU ms per request (the server's CPU time over its 2xx answers)
     hardly depends on what else runs on the machine, unlike req/s and latency."""
-    wrk(url, body, max(CLIENTS), WARMUP_SECONDS)
+    wrk(url, body, max(clients), WARMUP_SECONDS)
     rows = []
-    for clients in CLIENTS:
+    for count in clients:
         before = cpu_seconds(pid)
-        row = {"server": name, **wrk(url, body, clients, SECONDS)}
+        row = {"server": name, "records": records, **wrk(url, body, count, SECONDS)}
         row["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(row["rps"] * SECONDS, 1)
         print(
-            f"  {name:<14} {clients:>3} clients: {row['rps']:8.0f} req/s, "
+            f"  {name:<16} {records:>4} records, {count:>3} clients: {row['rps']:8.0f} req/s, "
             f"{row['cpu_ms']:.1f} CPU ms/req",
             flush=True,
         )
@@ -147,8 +155,8 @@ def measure(name: str, url: str, body: Path, pid: int) -> list[dict[str, Any]]:
     return rows
 
 
-def in_process(predict: Callable[[], Any]) -> dict[str, Any]:
-    """The ceiling: the model alone as the service calls it, one row at a time, one thread."""
+def in_process(predict: Callable[[], Any], records: int) -> dict[str, Any]:
+    """The ceiling: the model alone as the service calls it, on one request's rows, one thread."""
     timings = []
     cpu_start = time.process_time()
     deadline = time.perf_counter() + SECONDS
@@ -159,6 +167,7 @@ def in_process(predict: Callable[[], Any]) -> dict[str, Any]:
     quantiles = statistics.quantiles(timings, n=100)
     return {
         "server": "in-process",
+        "records": records,
         "clients": 1,
         "rps": len(timings) / sum(timings),
         "p50_ms": quantiles[49] * 1000,
@@ -169,21 +178,69 @@ def in_process(predict: Callable[[], Any]) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table; ratios compare each server with mlflow and FastAPI at the same clients."""
-    by_key = {(row["server"], row["clients"]): row["rps"] for row in rows}
+    """Markdown table; ratios compare each server with mlflow and FastAPI at the same request size
+    and clients."""
+    by_key = {(row["server"], row["records"], row["clients"]): row["rps"] for row in rows}
     lines = [
-        "| server | clients | req/s (2xx) | p50 ms | p99 ms | errors | CPU ms/req | x mlflow | x fastapi |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | records/req | clients | req/s (2xx) | rows/s | p50 ms | p99 ms | errors "
+        "| CPU ms/req | x mlflow | x fastapi |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratios = [
-            f"{row['rps'] / base:.1f}" if (base := by_key.get((other, row["clients"]))) else "-"
+            f"{row['rps'] / base:.1f}"
+            if (base := by_key.get((other, row["records"], row["clients"])))
+            else "-"
             for other in ("mlflow serve", "fastapi")
         ]
         lines.append(
-            f"| {row['server']} | {row['clients']} | {row['rps']:.0f} | {row['p50_ms']:.1f} "
-            f"| {row['p99_ms']:.1f} | {row['errors']} | {row['cpu_ms']:.1f} | {ratios[0]} | {ratios[1]} |"
+            f"| {row['server']} | {row['records']} | {row['clients']} | {row['rps']:.0f} "
+            f"| {row['rps'] * row['records']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+            f"| {row['errors']} | {row['cpu_ms']:.1f} | {ratios[0]} | {ratios[1]} |"
         )
+    return "\n".join(lines)
+
+
+def goals(rows: list[dict[str, Any]]) -> str:
+    """The goals of issue 16 as a Markdown table, each met or not (or not measured in this run)."""
+    found = {(row["server"], row["records"], row["clients"]): row for row in rows}
+
+    def ratio(server: str, other: str, records: int, clients: int) -> float | None:
+        a, b = found.get((server, records, clients)), found.get((other, records, clients))
+        return a["rps"] / b["rps"] if a and b and b["rps"] else None
+
+    def p99(clients: int) -> float | None:
+        row = found.get(("bento", 1, clients))
+        return row["p99_ms"] if row else None
+
+    # (goal, measured, ">=" or "<=", bound, unit)
+    checks = [
+        (
+            "bento / mlflow serve, req/s at 32 clients",
+            ratio("bento", "mlflow serve", 1, 32),
+            ">=",
+            10,
+            "x",
+        ),
+        ("bento / fastapi, req/s at 32 clients", ratio("bento", "fastapi", 1, 32), ">=", 1.2, "x"),
+        ("bento p99 at 1 client", p99(1), "<=", 5, "ms"),
+        ("bento p99 at 8 clients", p99(8), "<=", 25, "ms"),
+        (
+            f"bento / in-process, rows/s of {BATCH}-record batches at 1 client",
+            ratio("bento", "in-process", BATCH, 1),
+            ">=",
+            0.5,
+            "x",
+        ),
+    ]
+    lines = ["| goal | target | measured | |", "|---|---|---:|---|"]
+    for goal, value, op, bound, unit in checks:
+        if value is None:
+            verdict, shown = "not measured", "-"
+        else:
+            met = value >= bound if op == ">=" else value <= bound
+            verdict, shown = ("met" if met else "NOT met"), f"{value:.2f} {unit}"
+        lines.append(f"| {goal} | {op} {bound} {unit} | {shown} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -206,30 +263,44 @@ def main() -> None:
     from {{ cookiecutter.__package }}.serving.fastpath import model_input
 
     api = service.API
-    # One real record: the first test row the model was evaluated on.
-    example = first_record(api.schema)
-    one_row = api.rows([api.Record.model_validate(example)])
+    # Real records: the raw data's first rows (repeated up to BATCH if it has fewer).
+    records = raw_records(api.schema, BATCH)
+    example = records[0]
     # The model as the service calls it: NumPy preprocessing where it is exact, else a frame.
     estimator, prepare = model_input(load_model(service.MODEL), api.columns, api.numeric)
     method = estimator.predict_proba if api.is_classifier else estimator.predict
     bodies = {
-        "record": ROOT / "build" / "bench-record.json",
-        "mlflow": ROOT / "build" / "bench-mlflow.json",
+        "record": {"path": "bench-record.json", "data": example},
+        "batch": {"path": "bench-batch.json", "data": {"records": records}},
+        "mlflow": {
+            "path": "bench-mlflow.json",
+            "data": {
+                "dataframe_split": {"columns": list(example), "data": [list(example.values())]}
+            },
+        },
     }
-    bodies["record"].write_text(json.dumps(example), encoding="utf-8")
-    bodies["mlflow"].write_text(
-        json.dumps(
-            {"dataframe_split": {"columns": list(example), "data": [list(example.values())]}}
-        ),
-        encoding="utf-8",
-    )
+    body = {name: ROOT / "build" / spec["path"] for name, spec in bodies.items()}
+    for name, spec in bodies.items():
+        body[name].write_text(json.dumps(spec["data"]), encoding="utf-8")
 
-    rows: list[dict[str, Any]] = []
-    port = free_port()
+    def peer(
+        name: str, command: list[str], health: str, server_env: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """One server: single records at CLIENTS, then batches at BATCH_CLIENTS where it has them."""
+        with server(command, health, server_env) as pid:
+            base = health.rsplit("/", 1)[0]
+            if name == "mlflow serve":
+                return measure(name, f"{base}/invocations", body["mlflow"], pid, CLIENTS)
+            return measure(name, f"{base}/predict", body["record"], pid, CLIENTS) + measure(
+                name, f"{base}/predict_batch", body["batch"], pid, BATCH_CLIENTS, BATCH
+            )
+
     print(
         f"bento {built.tag} (model {built.model_name} v{built.model_version}), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
+    rows: list[dict[str, Any]] = []
+    port = free_port()
     bento_cmd = [
         str(BIN / "bentoml"),
         "serve",
@@ -239,8 +310,7 @@ def main() -> None:
         "--port",
         str(port),
     ]
-    with server(bento_cmd, f"http://127.0.0.1:{port}/readyz", env) as pid:
-        rows += measure("bento", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
+    rows += peer("bento", bento_cmd, f"http://127.0.0.1:{port}/readyz", env)
 
     port = free_port()
     model_uri = f"models:/{built.model_name}/{built.model_version}"
@@ -259,54 +329,59 @@ def main() -> None:
     ]
     # The credentials, if any, come from the settings: records never hold them.
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
-    with server(mlflow_cmd, f"http://127.0.0.1:{port}/ping", mlflow_env) as pid:
-        rows += measure(
-            "mlflow serve", f"http://127.0.0.1:{port}/invocations", bodies["mlflow"], pid
-        )
+    rows += peer("mlflow serve", mlflow_cmd, f"http://127.0.0.1:{port}/ping", mlflow_env)
 
-    port = free_port()
-    fastapi_cmd = [
-        str(BIN / "uvicorn"),
-        "deploy.bench.fastapi_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(runtime.WORKERS),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    with server(fastapi_cmd, f"http://127.0.0.1:{port}/health", env) as pid:
-        rows += measure("fastapi", f"http://127.0.0.1:{port}/predict", bodies["record"], pid)
+    for name, factory in (("fastapi", "plain"), ("fastapi+fastpath", "fastpath")):
+        port = free_port()
+        fastapi_cmd = [
+            str(BIN / "uvicorn"),
+            "--factory",
+            f"deploy.bench.fastapi_app:{factory}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(runtime.WORKERS),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        rows += peer(name, fastapi_cmd, f"http://127.0.0.1:{port}/health", env)
 
-    rows.append(in_process(lambda: method(prepare(one_row))))
+    for data in ([example], records):
+        batch = api.rows([api.Record.model_validate(record) for record in data])
+        rows.append(in_process(lambda batch=batch: method(prepare(batch)), len(batch)))
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)"
     )
     print(table(rows))
+    print()
+    print(goals(rows))
     out = ROOT / "build" / "bench.json"
     out.write_text(json.dumps({"bento": built.tag, "rows": rows}, indent=2) + "\n")
 
 
-def first_record(schema: dict[str, Any]) -> dict[str, Any]:
-    """The first row of the raw data, as a request record."""
+def raw_records(schema: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """The first `count` rows of the raw data as request records, repeated if it has fewer."""
     import pandas as pd
 
     kinds = {feature["name"]: feature["kind"] for feature in schema["features"]}
     for candidate in sorted((ROOT / "data" / "raw").glob("*.csv")):
-        frame = pd.read_csv(candidate, nrows=1, dtype=str, keep_default_na=True)
-        if set(kinds) <= set(frame.columns):
-            row = frame[list(kinds)].iloc[0]
-            return {
-                name: None
-                if pd.isna(value)
-                else value
-                if kinds[name] == "categorical"
-                else float(value)
-                for name, value in row.items()
-            }
+        frame = pd.read_csv(candidate, nrows=count, dtype=str, keep_default_na=True)
+        if set(kinds) <= set(frame.columns) and len(frame):
+            records = [
+                {
+                    name: None
+                    if pd.isna(value)
+                    else value
+                    if kinds[name] == "categorical"
+                    else float(value)
+                    for name, value in row.items()
+                }
+                for _, row in frame[list(kinds)].iterrows()
+            ]
+            return [records[i % len(records)] for i in range(count)]
     raise ProjectError("no CSV under data/raw/ has the model's feature columns; run `make train`")
 
 
