@@ -23,6 +23,7 @@ from helpers.charts import (
     SERVING_MODES,
     alert_selectors,
     crd_validator,
+    dashboard_selectors,
     docs_module,
     in_mode,
     key_mismatches,
@@ -474,6 +475,42 @@ def test_alert_rules_parse_and_read_only_their_own_namespace() -> None:
         assert found and all(matchers.get("namespace") == namespace for _, matchers in found), alert
     assert "> 0.25" in str(rule["spec"])  # p99Seconds from the values
     assert "PrometheusRule" not in {o["kind"] for o in render_bento(minimal())}
+
+
+def test_dashboard_is_a_sidecar_config_map_whose_queries_parse_and_read_their_namespace() -> None:
+    objects = render_bento(load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml"))
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    validate_strictly(config_map)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's label
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Models"}
+    namespace = config_map["metadata"]["namespace"]
+    dashboard = json.loads(config_map["data"][f"{namespace}.json"])
+    assert dashboard["title"] == namespace and len(dashboard["uid"]) <= 40  # Grafana's uid limit
+    # Panels do not overlap, and every query names this environment's series only.
+    places = [tuple(p["gridPos"][k] for k in ("x", "y")) for p in dashboard["panels"]]
+    assert len(set(places)) == len(places)
+    selectors = dashboard_selectors(config_map)  # parses every query
+    assert len(selectors) == 7
+    for title, found in selectors.items():
+        assert found and all(m.get("namespace") == namespace for _, m in found), title
+    # The distributions are drawn against their training shares, from the gauges set at load.
+    names = {name for found in selectors.values() for name, _ in found}
+    assert {"model_prediction_training_fraction", "model_feature_training_fraction"} <= names
+    assert "ConfigMap" not in {o["kind"] for o in render_bento(minimal())}
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"labels": {"team name": "ml"}}, "invalid propertyName 'team name'"),
+        ({"sidecarLabel": "grafana dashboard"}, "/metrics/dashboard/sidecarLabel"),
+        ({"sidecarLabelValue": 1}, "/metrics/dashboard/sidecarLabelValue"),
+        ({"folder": "Models"}, "folder"),
+    ],
+)
+def test_bad_dashboard_values_fail_naming_the_key(change: dict[str, Any], key: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(key)):
+        render_bento(merge_values(minimal(), {"metrics": {"dashboard": change}}))
 
 
 def test_network_policy_admits_listed_namespaces_on_the_http_port_only() -> None:

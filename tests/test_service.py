@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 import yaml
 from helpers.bento_service import STARTUP_SECONDS, get, post, post_json
-from helpers.charts import BENTO_CHART, alert_selectors, load_values, one, render_bento
+from helpers.charts import (
+    BENTO_CHART,
+    alert_selectors,
+    dashboard_selectors,
+    load_values,
+    one,
+    render_bento,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -252,7 +259,7 @@ def test_the_prediction_log_feeds_make_drift(
     assert summary["current"].endswith(f"({len(logged)} rows)")
 
 
-def test_alert_rules_read_only_metrics_the_served_bento_exposes(
+def test_alert_rules_and_dashboard_read_only_metrics_the_served_bento_exposes(
     server: str, record: dict[str, Any]
 ) -> None:
     assert post_json(f"{server}/predict", record)[0] == 200  # request series exist once used
@@ -262,10 +269,12 @@ def test_alert_rules_read_only_metrics_the_served_bento_exposes(
             for line in response.read().decode().splitlines()
             if SAMPLE.match(line)
         }
-    values = load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml")
-    rule = one(render_bento(values), "PrometheusRule")
-    used = {name for found in alert_selectors(rule).values() for name, _ in found}
-    assert used and used <= exposed, used - exposed
+    objects = render_bento(load_values(BENTO_CHART / "ci" / "prometheusrule-values.yaml"))
+    queries = alert_selectors(one(objects, "PrometheusRule")).values()
+    panels = dashboard_selectors(one(objects, "ConfigMap")).values()
+    for selectors in (queries, panels):
+        used = {name for found in selectors for name, _ in found}
+        assert used and used <= exposed, used - exposed
 
 
 def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:

@@ -294,3 +294,14 @@ def alert_selectors(rule: Manifest) -> dict[str, list[tuple[str, dict[str, str]]
         for group in rule["spec"]["groups"]
         for entry in group["rules"]
     }
+
+
+def dashboard_selectors(config_map: Manifest) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Panel title -> the selectors of its queries, for the Grafana dashboard in a ConfigMap."""
+    (text,) = config_map["data"].values()
+    return {
+        panel["title"]: [
+            selector for target in panel["targets"] for selector in promql_selectors(target["expr"])
+        ]
+        for panel in json.loads(text)["panels"]
+    }
