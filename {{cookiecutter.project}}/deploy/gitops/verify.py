@@ -183,7 +183,9 @@ def application_problem(check: Check, expected: Expected) -> str | None:
     server, token = check.argocd or ("", "")
     name = urllib.parse.quote(expected.application)
     namespace = urllib.parse.quote(check.app_namespace)
-    url = f"{server}/api/v1/applications/{name}" + (f"?appNamespace={namespace}" if namespace else "")
+    url = f"{server}/api/v1/applications/{name}" + (
+        f"?appNamespace={namespace}" if namespace else ""
+    )
     status, body = call(url, {"Authorization": f"Bearer {token}"})
     where = f"Argo CD {redact(server)} application {expected.application}"
     if status != 200:
