@@ -376,6 +376,22 @@ def test_gitlab_pipeline_default_branch_reaches_production_behind_the_gate(
     later = gitlab_ci_local(project, variables, env, *production_jobs)
     assert later.results.get("production") == "PASS", later.tail("production")
     assert f"production v{first} scores" in later.tail("production")
+    third = production_version(gitops, project, model_env)
+
+    # A schedule with RETRAIN=true: the default branch's whole pipeline retrains, the gate judges
+    # the new model against production's, and gc still runs; nothing manual or per-branch runs.
+    schedule = {**variables, "CI_PIPELINE_SOURCE": "schedule", "RETRAIN": "true"}
+    retrained = gitlab_ci_local(project, schedule, env)
+    report_timings("scheduled retraining", retrained)
+    for job in (*expected, "gc"):
+        assert retrained.results.get(job) == "PASS", (
+            f"{job}: {retrained.results}\n{retrained.tail(job)}"
+        )
+    assert set(retrained.results) == {*expected, "gc"}, retrained.results
+    assert "retrain: no imported data source to update" in retrained.tail("train")
+    assert f"production v{third} scores" in retrained.tail("production")
+    fourth = production_version(gitops, project, model_env)
+    assert fourth != third and production_alias(mlflow_server_uri, project, model_env) == fourth
 
 
 def set_c(project: Path, env: dict[str, str], value: str) -> None:

@@ -9,10 +9,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 from {{ cookiecutter.__package }}.paths import MODEL_FILE, SCHEMA_FILE
+from {{ cookiecutter.__package }}.serving.batch import ScoringModel
 
 from . import mlflow_client
 from .artifacts import TrainRecord
@@ -21,13 +21,11 @@ from .settings import Settings
 
 
 @dataclass(frozen=True)
-class DeployedModel:
-    model: Any  # the scikit-learn pipeline
-    schema: dict[str, Any]
-    model_version: str  # "local" for an unregistered model
-    mlflow_run_id: str
-    tags: dict[str, str]  # the run's lineage tags (data hashes), empty for a local model
-    source: str  # for messages: "production (version 3)" or "models/model.pkl"
+class DeployedModel(ScoringModel):
+    """The model with its run's lineage tags (data hashes; empty for a local model). Its
+    model_version is "local" for a model never registered."""
+
+    tags: dict[str, str]
 
 
 def local(settings: Settings) -> DeployedModel:
@@ -42,7 +40,7 @@ def local(settings: Settings) -> DeployedModel:
     except ProjectError:
         version, run_id = "local", "none"  # trained, never logged to MLflow
     source = f"{MODEL_FILE} (version {version})"
-    return DeployedModel(load_model(), read_schema(), version, run_id, {}, source)
+    return DeployedModel(load_model(), read_schema(), version, run_id, source, tags={})
 
 
 def of_environment(settings: Settings, env: str) -> DeployedModel:
@@ -68,7 +66,7 @@ def of_environment(settings: Settings, env: str) -> DeployedModel:
             schema = json.loads(Path(path).read_text(encoding="utf-8"))
         tags = client.get_run(version.run_id).data.tags
     source = f"{settings.project}@{alias} (version {version.version})"
-    return DeployedModel(model, schema, str(version.version), version.run_id, tags, source)
+    return DeployedModel(model, schema, str(version.version), version.run_id, source, tags)
 
 
 def resolve(settings: Settings, env: str | None) -> DeployedModel:

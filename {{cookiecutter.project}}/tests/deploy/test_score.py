@@ -1,92 +1,19 @@
-"""Batch scoring: chunked predictions equal to one in-memory predict, lineage on every row, and
-bad input named by row number with no output file left behind."""
+"""`make score`: the model package's batch scoring behind the project's one-line errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from conftest import AGE_CITY_SCHEMA
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from {{ cookiecutter.__package }}.errors import ProjectError
 
 from deploy import score
-from deploy.deployed_model import DeployedModel
 
 
-@pytest.fixture(scope="module")
-def deployed() -> DeployedModel:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {"age": rng.normal(40, 10, 200), "city": rng.choice(["lyon", "paris"], 200).astype(object)}
-    )
-    encode = ColumnTransformer(
-        [("c", OneHotEncoder(handle_unknown="ignore"), ["city"])], remainder="passthrough"
-    )
-    model = make_pipeline(encode, LogisticRegression()).fit(frame, frame["age"] > 40)
-    return DeployedModel(model, AGE_CITY_SCHEMA, "7", "run123", {}, "test model")
-
-
-def sample(rows: int) -> pd.DataFrame:
-    rng = np.random.default_rng(1)
-    return pd.DataFrame(
-        {
-            "id": np.arange(rows),  # an extra column is ignored
-            "age": rng.normal(40, 10, rows).round(3),
-            "city": rng.choice(["lyon", "paris", "nice"], rows),
-        }
-    )
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_chunks_score_like_one_predict(
-    deployed: DeployedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
-) -> None:
-    monkeypatch.setattr(score, "CHUNK_ROWS", 7)
-    data = sample(50)
-    source, output = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
-    data.to_csv(source, index=False) if suffix == ".csv" else data.to_parquet(source)
-    assert score.score(deployed, source, output) == 50
-    got = pd.read_csv(output) if suffix == ".csv" else pd.read_parquet(output)
-    expected = deployed.model.predict_proba(data[["age", "city"]])
-    np.testing.assert_allclose(got["proba_True"], expected[:, 1])
-    assert set(got["model_version"].astype(str)) == {"7"}
-    assert set(got["mlflow_run_id"]) == {"run123"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, output.name])
-
-
-def test_wrong_types_are_reported_by_row_and_nothing_is_written(
-    deployed: DeployedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(score, "CHUNK_ROWS", 10)
-    data = sample(40).astype({"age": object})
-    data.loc[[3, 25], "age"] = ["old", "1,5"]  # in two different chunks
-    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
-    data.to_csv(source, index=False)
-    with pytest.raises(ProjectError, match=r"2 row\(s\).*rows 4, 26 .*column 'age', value 'old'"):
-        score.score(deployed, source, output)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("id,age\n1,3\n", "missing column\\(s\\) 'city'"),
-        ("", "the file is empty"),
-        ("age,city\n", "no data rows"),
-    ],
-)
-def test_bad_files_fail_with_one_line(
-    deployed: DeployedModel, tmp_path: Path, content: str, message: str
-) -> None:
-    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
-    source.write_text(content, encoding="utf-8")
-    with pytest.raises(ProjectError, match=message):
-        score.score(deployed, source, output)
-    assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+def test_bad_input_is_one_project_error_before_any_model_loads(tmp_path: Path) -> None:
+    # No model was trained here: the destination is refused before the command looks for one.
+    with pytest.raises(ProjectError, match="unsupported file type '.txt'"):
+        score.main(["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.txt")])
+    with pytest.raises(ProjectError, match="give INPUT="):
+        score.main(["--input", str(tmp_path / "in.csv")])
