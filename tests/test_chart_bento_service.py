@@ -170,11 +170,15 @@ def test_names_labels_and_namespaces(scenario: Path, mode: str | None) -> None:
 
 
 def test_longest_names_stay_valid() -> None:
-    values = minimal(project="p" * 24, environment="e" * 28)
+    batch = {"enabled": True, "input": "s3://data/in.csv", "output": "s3://data/out.csv"}
+    values = minimal(project="p" * 24, environment="e" * 28, batch=batch)
     objects = render_bento(values)
     name = one(objects, "Service")["metadata"]["name"]
     assert len(name) == 53 and DNS1035.match(name)
     helm.validate_release_name(name)
+    # The API server refuses a CronJob name over 52 characters (its Jobs' names add 11).
+    cronjob = one(objects, "CronJob")["metadata"]["name"]
+    assert len(cronjob) == 52 and DNS1035.match(cronjob) and name.startswith(cronjob)
 
 
 # --- the values schema is the deploy tool's contract ----------------------------------------
@@ -284,6 +288,18 @@ def test_docs_refuses_undocumented_values() -> None:
 # --- pod security and runtime settings -----------------------------------------------------
 
 
+def assert_restricted(container: dict[str, Any]) -> None:
+    """Pod Security "restricted" on the container itself: non-root, read-only, no privileges."""
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["privileged"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert security["runAsNonRoot"] is True
+    assert (security["runAsUser"], security["runAsGroup"]) == (1034, 1034)
+
+
 @pytest.mark.parametrize(("scenario", "mode"), RENDERINGS, ids=rendering_id)
 def test_pod_meets_restricted_pod_security(scenario: Path, mode: str | None) -> None:
     values = values_of(scenario, mode)
@@ -309,14 +325,7 @@ def test_pod_meets_restricted_pod_security(scenario: Path, mode: str | None) -> 
         (kind,) = set(volume) - {"name"}
         assert kind in {"emptyDir", "secret", "configMap"}
     (container,) = pod["containers"]
-    security = container["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["privileged"] is False
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"] == {"drop": ["ALL"]}
-    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert security["runAsNonRoot"] is True
-    assert (security["runAsUser"], security["runAsGroup"]) == (1034, 1034)
+    assert_restricted(container)
     assert "hostPort" not in container["ports"][0]
     assert set(container["resources"]) == {"requests", "limits"}
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
@@ -1100,3 +1109,106 @@ def test_canary_steps_must_increase() -> None:
 def test_canary_is_off_by_default() -> None:
     kinds = {o["kind"] for o in render_bento(minimal())}
     assert "Deployment" in kinds and not kinds & {"Rollout", "AnalysisTemplate"}
+
+
+# --- batch scoring: a CronJob in the model image --------------------------------------------
+
+BATCH = BENTO_CHART / "ci" / "batch-values.yaml"
+
+
+def batch_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]
+
+
+def test_batch_scores_in_the_model_image_between_object_store_copies() -> None:
+    objects = render_bento(load_values(BATCH))
+    cronjob, template = one(objects, "CronJob"), batch_pod(objects)
+    pod = template["spec"]
+    assert cronjob["spec"]["schedule"] == "30 2 * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"  # two runs would race on one output
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    # Init containers run in order and must all succeed: the upload runs only after the score.
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch", "score"]
+    assert [c["name"] for c in pod["containers"]] == ["store"]
+    (fetch, score), (store,) = pod["initContainers"], pod["containers"]
+    assert fetch["command"] == ["rclone"] and store["command"] == ["rclone"]
+    assert fetch["args"][-2:] == [":s3:iris-data/incoming/today.csv", "/work/in/today.csv"]
+    assert score["args"] == ["--input", "/work/in/today.csv", "--output", "/work/out/today.csv"]
+    assert store["args"][-2:] == ["/work/out/today.csv", ":s3:iris-data/scores/today.csv"]
+    # The image the service runs, its package's scorer, on the model that image serves.
+    (service,) = pod_spec(objects)["containers"]
+    assert score["image"] == service["image"] == "127.0.0.1:5000/iris:3f2a1b4"
+    assert score["command"] == ["python", "-m", "iris.serving.batch"]
+    assert env_of(score)["PYTHONPATH"] == "/home/bentoml/bento/src"
+    assert env_of(fetch)["RCLONE_S3_PROVIDER"] == "AWS"
+    assert store["envFrom"] == [{"secretRef": {"name": "iris-batch-s3"}}]
+    for container in (fetch, score, store):
+        assert_restricted(container)
+    assert score["resources"] == load_values(BENTO_CHART / "values.yaml")["resources"]
+    # A batch pod never receives the service's traffic, nor counts in its disruption budget.
+    selector = one(objects, "Service")["spec"]["selector"]
+    assert not selector.items() <= template["metadata"]["labels"].items()
+    assert {v["name"] for v in pod["volumes"]} == {"bentoml-home", "tmp", "work"}
+
+
+@pytest.mark.parametrize(
+    ("url", "remote"),
+    [
+        ("gs://scores-bucket/2026/x.csv", ":gcs:scores-bucket/2026/x.csv"),
+        ("az://container/x.csv", ":azureblob:container/x.csv"),
+    ],
+)
+def test_each_object_store_is_its_rclone_remote(url: str, remote: str) -> None:
+    values = load_values(BATCH)
+    values["batch"] = {**values["batch"], "input": url}
+    fetch = batch_pod(render_bento(values))["spec"]["initContainers"][0]
+    assert fetch["args"][-2:] == [remote, f"/work/in/{url.rsplit('/', 1)[1]}"]
+
+
+def test_batch_between_files_on_a_claim_is_one_container() -> None:
+    objects = render_bento(load_values(BENTO_CHART / "ci" / "batch-volume-values.yaml"))
+    pod = batch_pod(objects)["spec"]
+    assert "initContainers" not in pod
+    (score,) = pod["containers"]
+    assert score["args"] == ["--input", "/data/in/requests.csv", "--output", "/data/out/scores.csv"]
+    assert {"name": "data", "mountPath": "/data"} in score["volumeMounts"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "iris-batch"}} in pod["volumes"]
+    assert "work" not in {v["name"] for v in pod["volumes"]}
+    assert env_of(score)["OMP_NUM_THREADS"] == "2"  # its own CPU limit, not the service's
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"input": ""}, "/batch/input"),
+        ({"input": "data/in.csv"}, "/batch/input"),
+        ({"input": "https://example.com/in.csv"}, "/batch/input"),
+        ({"output": "s3://bucket/"}, "/batch/output"),
+        ({"schedule": "nightly"}, "/batch/schedule"),
+        ({"chunkRows": 0}, "/batch/chunkRows"),
+        ({"copier": {"envFrom": [{"secretRef": {}}]}}, "/batch/copier/envFrom/0"),
+        ({"inputs": "s3://b/x.csv"}, "inputs"),
+    ],
+)
+def test_bad_batch_values_fail_naming_the_key(change: dict[str, Any], message: str) -> None:
+    values = load_values(BATCH)
+    values["batch"] = {**values["batch"], **change}
+    with pytest.raises(helm.HelmValuesError, match=re.escape(message)):
+        render_bento(values)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"input": "/data/in.csv"}, 'batch.input: "/data/in.csv" is a path, which needs'),
+        (
+            {"output": "/srv/out.csv", "persistentVolumeClaim": "claim"},
+            'batch.output: "/srv/out.csv" is not under batch.dataDir (/data)',
+        ),
+    ],
+)
+def test_batch_paths_need_the_claim_they_live_on(change: dict[str, Any], message: str) -> None:
+    values = load_values(BATCH)
+    values["batch"] = {**values["batch"], **change}
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render_bento(values)

@@ -77,11 +77,11 @@ gitops-ml.io/{{ $key }}: {{ $value | quote }}
 {{- end }}
 
 {{/*
-Threads for numerical libraries: the CPU limit rounded up ("500m" -> 1, "2.5" -> 3), so
-OpenMP/BLAS do not start one thread per node core and get throttled.
+Threads for numerical libraries, from a container's resources: the CPU limit rounded up
+("500m" -> 1, "2.5" -> 3), so OpenMP/BLAS do not start one thread per node core and get throttled.
 */}}
 {{- define "bento-service.threads" -}}
-{{- $cpu := toString .Values.resources.limits.cpu }}
+{{- $cpu := toString .limits.cpu }}
 {{- $cores := 0.0 }}
 {{- if hasSuffix "m" $cpu }}
 {{- $cores = divf (trimSuffix "m" $cpu | float64) 1000 }}
@@ -141,7 +141,7 @@ Call with (dict "root" $ "name" "bento").
 */}}
 {{- define "bento-service.container" -}}
 {{- $ := .root -}}
-{{- $threads := include "bento-service.threads" $ -}}
+{{- $threads := include "bento-service.threads" $.Values.resources -}}
 {{- $port := include "bento-service.portName" $ -}}
 {{- $chartEnv := list "BENTO_IMAGE" "BENTOML_HOME" "BENTOML_PORT" "BENTOML_DO_NOT_TRACK" "BENTOML_CONFIG_OVERRIDES" "OMP_NUM_THREADS" "OPENBLAS_NUM_THREADS" "MKL_NUM_THREADS" }}
 {{- range $name, $_ := $.Values.bento.envValueFrom }}
@@ -215,17 +215,7 @@ resources:
 # Pod Security "restricted" in full on the container, so it holds where the pod-level context
 # is not allowed (Knative, unless its podspec-securitycontext feature is on).
 securityContext:
-  runAsNonRoot: true
-  runAsUser: {{ $.Values.securityContext.runAsUser }}
-  runAsGroup: {{ $.Values.securityContext.runAsGroup }}
-  allowPrivilegeEscalation: false
-  privileged: false
-  readOnlyRootFilesystem: true
-  capabilities:
-    drop:
-      - ALL
-  seccompProfile:
-    type: RuntimeDefault
+  {{- include "bento-service.containerSecurity" $ | nindent 2 }}
 # The root filesystem is read-only: BentoML writes only under BENTOML_HOME
 # (tmp dirs, Prometheus multiprocess files) and /tmp.
 volumeMounts:
@@ -249,6 +239,21 @@ volumeMounts:
     readOnly: true
     {{- end }}
   {{- end }}
+{{- end }}
+
+{{/* Pod Security "restricted" for one container: non-root, read-only root, no capabilities. */}}
+{{- define "bento-service.containerSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
 {{- end }}
 
 {{/* The pod's volumes: the two scratch emptyDirs, then bento.volumes. */}}
@@ -334,4 +339,110 @@ template:
     {{- include "bento-service.podSettings" . | nindent 4 }}
     containers:
       - {{ include "bento-service.container" (dict "root" . "name" "bento") | indent 8 | trim }}
+{{- end }}
+
+{{/*
+The batch scorer in the model image. Call with (dict "root" $ "input" "output" "work"
+"resources" "threads" "bento"): the paths it reads and writes, whether the scratch volume is
+mounted, its resources, their thread count, and the image's Bento directory.
+*/}}
+{{- define "bento-service.batchScorer" -}}
+{{- $ := .root -}}
+{{- $b := $.Values.batch -}}
+name: score
+image: {{ include "bento-service.image" $ | quote }}
+imagePullPolicy: {{ $.Values.image.pullPolicy }}
+workingDir: {{ .bento }}
+command:
+  - python
+  - -m
+  - {{ printf "%s.serving.batch" ($.Values.project | replace "-" "_") }}
+args:
+  - --input
+  - {{ .input | quote }}
+  - --output
+  - {{ .output | quote }}
+env:
+  - name: PYTHONPATH
+    value: {{ printf "%s/src" .bento | quote }}
+  - name: BENTOML_HOME
+    value: {{ $.Values.bento.homeDir | quote }}
+  - name: BENTOML_DO_NOT_TRACK
+    value: "true"
+  - name: SCORE_CHUNK_ROWS
+    value: {{ $b.chunkRows | quote }}
+  - name: OMP_NUM_THREADS
+    value: {{ .threads | quote }}
+  - name: OPENBLAS_NUM_THREADS
+    value: {{ .threads | quote }}
+  - name: MKL_NUM_THREADS
+    value: {{ .threads | quote }}
+resources:
+  {{- toYaml .resources | nindent 2 }}
+securityContext:
+  {{- include "bento-service.containerSecurity" $ | nindent 2 }}
+volumeMounts:
+  - name: bentoml-home
+    mountPath: {{ $.Values.bento.homeDir }}
+  - name: tmp
+    mountPath: /tmp
+  {{- if .work }}
+  - name: work
+    mountPath: /work
+  {{- end }}
+  {{- if $b.persistentVolumeClaim }}
+  - name: data
+    mountPath: {{ $b.dataDir }}
+  {{- end }}
+{{- end }}
+
+{{/*
+The copier: rclone copies one file between an object store and the scratch volume. Call with
+(dict "root" $ "name" "from" "to"); an s3://, gs:// or az:// URL becomes rclone's on-the-fly
+remote (:s3:, :gcs:, :azureblob:), configured by RCLONE_* variables in batch.copier.env/envFrom.
+*/}}
+{{- define "bento-service.copier" -}}
+{{- $ := .root -}}
+{{- $c := $.Values.batch.copier -}}
+{{- $remote := dict "s3" ":s3:" "gs" ":gcs:" "az" ":azureblob:" -}}
+name: {{ .name }}
+image: {{ $c.image | quote }}
+imagePullPolicy: {{ $.Values.image.pullPolicy }}
+command:
+  - rclone
+args:
+  - copyto
+  # The job writes one object: it needs no right to list or create the bucket.
+  - --s3-no-check-bucket
+  {{- range list .from .to }}
+  {{- $scheme := include "bento-service.objectStore" . }}
+  - {{ ternary (printf "%s%s" (get $remote $scheme) (trimPrefix (printf "%s://" $scheme) .)) . (ne $scheme "") | quote }}
+  {{- end }}
+env:
+  - name: HOME
+    value: /tmp
+  {{- range $name, $value := $c.env }}
+  - name: {{ $name }}
+    value: {{ $value | quote }}
+  {{- end }}
+{{- with $c.envFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- include "bento-service.containerSecurity" $ | nindent 2 }}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  - name: work
+    mountPath: /work
+{{- end }}
+
+{{/* The object store a batch location names: "s3", "gs" or "az" for such a URL, else empty. */}}
+{{- define "bento-service.objectStore" -}}
+{{- regexFind "^(s3|gs|az)://" . | trimSuffix "://" }}
 {{- end }}
