@@ -29,6 +29,7 @@ from helpers.charts import (
     one,
     open_objects,
     render,
+    render_bento,
     scenario_id,
     validate_strictly,
 )
@@ -234,6 +235,21 @@ def test_gitops_tree_yields_one_valid_application_per_env(
             assert key not in seen, f"{key} rendered by two environments"
             seen.add(key)
             assert obj["metadata"].get("namespace", name) == name
+
+
+def test_the_project_permits_every_kind_the_service_chart_can_render() -> None:
+    """Argo CD refuses to sync a kind its AppProject does not list: every optional object of
+    bento-service (canary, alerts, dashboard, batch CronJob...) must be listed."""
+    spec = one(render_apps(DEFAULT), "AppProject")["spec"]
+    listed = spec["clusterResourceWhitelist"] + spec["namespaceResourceWhitelist"]
+    allowed = {(r["group"], r["kind"]) for r in listed}
+    rendered = {
+        (obj["apiVersion"].rpartition("/")[0], obj["kind"])
+        for scenario in sorted(BENTO_CHART.glob("ci/*-values.yaml"))
+        for obj in render_bento(load_values(scenario))
+    }
+    assert rendered - allowed == set()
+    assert allowed - rendered == set(), "listed but never rendered: a stale entry"
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=scenario_id)
