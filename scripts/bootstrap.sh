@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 UV_VERSION=$(python3 -c 'import json; print(json.load(open("cookiecutter.json"))["__uv_version"])')
 GITLAB_CI_LOCAL_VERSION=4.73.0
 # command (or file) -> Debian package. The real services of the end-to-end tests are Debian's
-# too: PostgreSQL, and lighttpd (with its TLS module) in front of `git http-backend`.
+# too: PostgreSQL, and lighttpd (with its TLS module) in front of `git http-backend`; rclone
+# stands in for the chart's batch copier image.
 declare -A DEBIAN=(
   [git]=git [make]=make [rsync]=rsync [shellcheck]=shellcheck [buildah]=buildah
   [skopeo]=skopeo [docker-registry]=docker-registry [debootstrap]=debootstrap [wrk]=wrk
   [curl]=curl [jq]=jq [npm]=npm [chromium]=chromium [strace]=strace
-  [openssl]=openssl [lighttpd]=lighttpd
+  [openssl]=openssl [lighttpd]=lighttpd [rclone]=rclone
   [/usr/lib/lighttpd/mod_openssl.so]=lighttpd-mod-openssl
   [/usr/lib/git-core/git-http-backend]=git
 )

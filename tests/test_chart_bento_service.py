@@ -1133,8 +1133,8 @@ def test_batch_scores_in_the_model_image_between_object_store_copies() -> None:
     (fetch, score), (store,) = pod["initContainers"], pod["containers"]
     assert fetch["command"] == ["rclone"] and store["command"] == ["rclone"]
     assert fetch["args"][-2:] == [":s3:iris-data/incoming/today.csv", "/work/in/today.csv"]
-    assert score["args"] == ["--input", "/work/in/today.csv", "--output", "/work/out/today.csv"]
-    assert store["args"][-2:] == ["/work/out/today.csv", ":s3:iris-data/scores/today.csv"]
+    assert score["args"] == ["--input", "/work/in/today.csv", "--output", "/work/today.csv"]
+    assert store["args"][-2:] == ["/work/today.csv", ":s3:iris-data/scores/today.csv"]
     # The image the service runs, its package's scorer, on the model that image serves.
     (service,) = pod_spec(objects)["containers"]
     assert score["image"] == service["image"] == "127.0.0.1:5000/iris:3f2a1b4"

@@ -446,3 +446,8 @@ volumeMounts:
 {{- define "bento-service.objectStore" -}}
 {{- regexFind "^(s3|gs|az)://" . | trimSuffix "://" }}
 {{- end }}
+
+{{/* The CronJob's name: at most 52 characters (its Jobs add 11); release names may have 53. */}}
+{{- define "bento-service.cronJobName" -}}
+{{- include "bento-service.fullname" . | trunc 52 | trimSuffix "-" }}
+{{- end }}
