@@ -1110,6 +1110,8 @@ def test_gitlab_artifacts_pass_on_the_tagged_mlflow_store_and_the_dvc_objects(gi
     assert "mlflow.db" in paths["reproduce"]
     assert set(paths["train"]) <= set(paths["reproduce"])
     assert any(p.startswith(".dvc/cache") for p in paths["train"])
+    # A scheduled retraining's `dvc update` moves an import's pointer: it travels with the model.
+    assert "data/**/*.dvc" in paths["train"]
     for name, job in jobs.items():
         sources = _gitlab_sources(name, jobs, stages)
         for i, first in enumerate(sources):

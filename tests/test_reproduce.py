@@ -111,6 +111,38 @@ def test_reproduce_refuses_data_changed_without_training(
     assert report(project)["verdict"] == "fail"
 
 
+def test_a_scheduled_retraining_on_an_updated_import_reproduces(
+    project: Path, model_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`RETRAIN=true make train` runs `dvc update` on an imported source; CI commits nothing, so
+    `make reproduce` retrains the commit with the pointer as the update left it."""
+    data = "data/raw/breast_cancer.csv"
+    source = tmp_path / "source.csv"
+    source.write_bytes((project / data).read_bytes())
+    dvc = [str(MODEL_VENV / "bin" / "python"), "-m", "dvc"]
+    run([*dvc, "remove", f"{data}.dvc"], project, model_env)
+    run([*dvc, "import-url", "--quiet", "--force", str(source), data], project, model_env)
+    commit_all(project, model_env, "The data is imported")
+    make("train", project, model_env)
+    before = json.loads((project / "build" / "lineage.json").read_text())["data_md5"]
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    source.write_text("".join(lines + lines[1:41]), encoding="utf-8")  # 40 rows arrive
+
+    retrained = run(["make", "train"], project, {**model_env, "RETRAIN": "true"})
+
+    assert f"retrain: dvc update {data}.dvc" in retrained.stdout
+    changed = run(["git", "diff", "--name-only"], project, model_env).stdout.split()
+    assert f"{data}.dvc" in changed
+    assert json.loads((project / "build" / "lineage.json").read_text())["data_md5"] != before
+    result = make("reproduce", project, model_env)
+    assert f"with {data}.dvc as the scheduled `dvc update` left it" in result.stdout
+    assert "reproduce: PASS (max abs diff 0" in result.stdout
+    # Any other uncommitted input is still refused.
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + "\n")
+    refused = make("reproduce", project, model_env, check=False)
+    assert refused.returncode != 0 and "uncommitted changes to params.yaml" in refused.stderr
+
+
 def test_a_fresh_clone_restores_the_pushed_model_without_training(
     project: Path, model_env: dict[str, str]
 ) -> None:

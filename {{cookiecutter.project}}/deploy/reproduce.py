@@ -3,7 +3,9 @@ checkout and compare the results with what `make train` produced (and dvc.lock r
 
 The retraining sees only what git and the DVC cache hold for the commit: a `git clone --shared`
 of HEAD, the raw data checked out by DVC from the workspace's cache, then an empty temporary DVC
-cache, so neither cached outputs nor the run-cache can stand in for training. Predictions on the
+cache, so neither cached outputs nor the run-cache can stand in for training. The one exception
+is an imported source that a scheduled retraining updated (`RETRAIN=true make train`): its new
+pointer, which CI does not commit, replaces the commit's. Predictions on the
 frozen test split and every metric must agree within `reproduce.tolerance`; the model file must
 be byte-identical when `reproduce.strict` is set (deploy/compare.py). The verdict goes to the
 terminal, to build/reproduce.json (a CI artifact), onto the MLflow run of build/lineage.json, and
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -39,6 +42,7 @@ from .compare import (
 )
 from .lineage import sha256_file
 from .params import ReproduceParams, load_pipeline_params
+from .retrain import imported
 from .settings import load_settings
 
 LOCK_FILE = Path("dvc.lock")
@@ -64,6 +68,13 @@ def pipeline_outputs(lock: dict) -> list[str]:
     return [
         out["path"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])
     ]
+
+
+def updated_imports(root: Path, changed: list[str]) -> list[str]:
+    """The pointers among `changed` that a scheduled retraining's `dvc update` moved: the data
+    `make train` trained on, which CI cannot commit. The clean checkout takes them as they are."""
+    pointers = {path.relative_to(root).as_posix() for path in imported(root)}
+    return [path for path in changed if path in pointers]
 
 
 def uncommitted_inputs(root: Path, outputs: list[str]) -> list[str]:
@@ -166,12 +177,19 @@ def tag_lineage_run(root: Path, tracking_uri: str, reproducible: bool, worst: fl
 # ---- entry point ----------------------------------------------------------------------------
 
 
-def reproduce(root: Path, params: ReproduceParams, commit: str) -> list[Check]:
-    """Retrain `commit` in a temporary clean checkout and compare; the temp dir always goes."""
+def reproduce(
+    root: Path, params: ReproduceParams, commit: str, updates: list[str]
+) -> list[Check]:
+    """Retrain `commit`, with the `updates` pointers of the workspace, in a temporary clean
+    checkout and compare; the temp dir always goes."""
     cache = Path(dvc("cache", "dir", cwd=root).strip())
     with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
         checkout = Path(scratch) / "checkout"
         clean_checkout(root, commit, checkout)
+        for pointer in updates:
+            shutil.copyfile(root / pointer, checkout / pointer)
+        if updates:
+            print(f"reproduce: with {', '.join(updates)} as the scheduled `dvc update` left it")
         restored = restore_raw_data(checkout, cache, Path(scratch))
         print(f"reproduce: retraining {commit[:12]} in a clean checkout ({', '.join(restored)})")
         retrain(checkout)
@@ -194,13 +212,15 @@ def main() -> None:
     try:
         check_workspace_matches_lock(root)
         lock = yaml.safe_load((root / LOCK_FILE).read_text(encoding="utf-8")) or {}
-        dirty = uncommitted_inputs(root, pipeline_outputs(lock))
+        changed = uncommitted_inputs(root, pipeline_outputs(lock))
+        updates = updated_imports(root, changed)
+        dirty = [path for path in changed if path not in updates]
         if dirty:
             raise ProjectError(
                 f"uncommitted changes to {', '.join(dirty)}: reproduce retrains the commit in a "
                 "clean checkout; commit them (then `make train`) first"
             )
-        checks = reproduce(root, params, commit)
+        checks = reproduce(root, params, commit, updates)
     except ProjectError as error:
         ReproduceRecord(**base, verdict="fail", failures=[str(error)]).write(root)
         raise
