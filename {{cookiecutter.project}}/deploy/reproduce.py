@@ -177,9 +177,7 @@ def tag_lineage_run(root: Path, tracking_uri: str, reproducible: bool, worst: fl
 # ---- entry point ----------------------------------------------------------------------------
 
 
-def reproduce(
-    root: Path, params: ReproduceParams, commit: str, updates: list[str]
-) -> list[Check]:
+def reproduce(root: Path, params: ReproduceParams, commit: str, updates: list[str]) -> list[Check]:
     """Retrain `commit`, with the `updates` pointers of the workspace, in a temporary clean
     checkout and compare; the temp dir always goes."""
     cache = Path(dvc("cache", "dir", cwd=root).strip())
