@@ -7,9 +7,9 @@ cache, so neither cached outputs nor the run-cache can stand in for training. Th
 is an imported source that a scheduled retraining updated (`RETRAIN=true make train`): its new
 pointer, which CI does not commit, replaces the commit's. Predictions on the frozen test split
 and every metric must agree within `reproduce.tolerance`; the model file must be byte-identical
-when `reproduce.strict` is set (deploy/compare.py). The verdict goes to the
-terminal, to build/reproduce.json (a CI artifact), onto the MLflow run of build/lineage.json, and
-into the model card.
+when `reproduce.strict` is set (deploy/compare.py). The verdict goes to the terminal, to
+build/reproduce.json (a CI artifact), onto the MLflow run of build/lineage.json, and into the
+model card.
 """
 
 from __future__ import annotations
