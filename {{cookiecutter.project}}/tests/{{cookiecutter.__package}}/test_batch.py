@@ -101,3 +101,18 @@ def test_a_destination_in_no_directory_fails_before_scoring(
         batch.score(scoring, source, tmp_path / "nowhere" / "out.csv")
     with pytest.raises(BatchError, match=r"unsupported file type '\.json'"):
         batch.score(scoring, source, tmp_path / "out.json")
+
+
+def test_csv_has_the_same_values_with_pyarrow_and_without(
+    scoring: ScoringModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model image has no pyarrow: its CronJob writes with pandas, `make score` with pyarrow.
+    source = tmp_path / "in.csv"
+    sample(30).to_csv(source, index=False)
+    batch.score(scoring, source, tmp_path / "arrow.csv")
+    monkeypatch.setattr(batch, "HAS_PYARROW", False)
+    batch.score(scoring, source, tmp_path / "pandas.csv")
+    with pytest.raises(BatchError, match="Parquet needs pyarrow"):
+        batch.score(scoring, source, tmp_path / "out.parquet")
+    arrow, plain = (pd.read_csv(tmp_path / f"{name}.csv") for name in ("arrow", "pandas"))
+    pd.testing.assert_frame_equal(arrow, plain, check_exact=True)

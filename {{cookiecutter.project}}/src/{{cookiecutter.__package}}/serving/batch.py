@@ -17,6 +17,7 @@ The image holds no pyarrow, so there it scores CSV files only.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 CHUNK_ROWS = int(os.environ.get("SCORE_CHUNK_ROWS", "100000"))
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 SHOWN_ROWS = 10  # row numbers listed in an error; the count says how many more
 
 
@@ -49,13 +51,8 @@ def kind_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise BatchError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
-    if suffix == ".parquet":
-        try:
-            import pyarrow.parquet  # noqa: F401
-        except ImportError:
-            raise BatchError(
-                f"{path}: Parquet needs pyarrow, which is not installed here; use .csv"
-            ) from None
+    if suffix == ".parquet" and not HAS_PYARROW:
+        raise BatchError(f"{path}: Parquet needs pyarrow, which is not installed here; use .csv")
     return suffix[1:]
 
 
@@ -128,37 +125,52 @@ def predictions(scoring: ScoringModel, features: pd.DataFrame) -> pd.DataFrame:
 
 
 class Writer:
-    """Appends chunks to a hidden file beside the output; `commit` renames it into place."""
+    """Appends chunks to a hidden file beside the output; `commit` renames it into place.
+
+    Where pyarrow is installed (the project's venv, not the model image) both formats go through
+    its writers: at 1M rows its CSV writer is ten times faster than pandas'. The values are the
+    same either way (floats round-trip), not always the bytes: pyarrow quotes text, writes 1.0 as 1.
+    """
 
     def __init__(self, output: Path, kind: str) -> None:
         self.output, self.kind = output, kind
         self.partial = output.with_name(f".{output.name}.partial")
-        self.parquet: Any = None
+        self.arrow: Any = None  # pyarrow's CSV or Parquet writer, opened on the first chunk
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
-        if self.kind == "csv":
+        if not HAS_PYARROW:  # CSV: kind_of refuses Parquet without pyarrow
             frame.to_csv(
                 self.partial, mode="a" if self.rows else "w", header=not self.rows, index=False
             )
         else:
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.partial, table.schema)
-            self.parquet.write_table(table)
+            if self.arrow is None:
+                self.arrow = self.open(table.schema)
+            self.arrow.write_table(table)
         self.rows += len(frame)
 
+    def open(self, schema: Any) -> Any:
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetWriter(self.partial, schema)
+        import pyarrow.csv as pa_csv
+
+        return pa_csv.CSVWriter(self.partial, schema)
+
+    def close(self) -> None:
+        if self.arrow is not None:
+            self.arrow.close()
+
     def commit(self) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
+        self.close()
         os.replace(self.partial, self.output)
 
     def discard(self) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
+        self.close()
         self.partial.unlink(missing_ok=True)
 
 
