@@ -127,25 +127,17 @@ def render_gitops(gitops: Path) -> None:
 
 @dataclass(frozen=True)
 class Built:
-    """What `make bento` and `make image` made: the Bento and the image that holds it, and the
-    BentoML store to serve it from."""
+    """What `make bento` and `make image` made: the Bento and the image that holds it. The Bento
+    serves the model it was built with, whatever the store has gained since."""
 
     bento: str
     image: str  # repository@digest, as the chart gives it to the pod
-    store: str
 
     @classmethod
-    def of(cls, project: Path, env: dict[str, str], keep: bool = False) -> Built:
+    def of(cls, project: Path) -> Built:
         image = json.loads((project / "build/image.json").read_text())
         bento = json.loads((project / "build/bento.json").read_text())["tag"]
-        store = env["BENTOML_HOME"]
-        if keep:
-            # The service loads its model as `<name>:latest`, which an image holds once but a
-            # store accumulates: serving an earlier Bento needs the store as it was then.
-            kept = DEMO / f"bentoml-{bento.replace(':', '-')}"
-            shutil.copytree(store, kept)
-            store = str(kept)
-        return cls(bento, f"{image['repository']}@{image['digest']}", store)
+        return cls(bento, f"{image['repository']}@{image['digest']}")
 
 
 @contextmanager
@@ -157,7 +149,7 @@ def environment(project: Path, env: dict[str, str], built: Built) -> Iterator[di
     server = subprocess.Popen(
         [bentoml, "serve", built.bento, "--host", "127.0.0.1", "--port", str(ENVIRONMENT_PORT)],
         cwd=project,
-        env={**env, "BENTO_IMAGE": built.image, "BENTOML_HOME": built.store},
+        env={**env, "BENTO_IMAGE": built.image},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -265,7 +257,7 @@ def main() -> None:
     )
     step("bento on main", ["make", "bento"], project, env)
     step("image on main", image, project, env)
-    first = Built.of(project, env, keep=True)
+    first = Built.of(project)
     verified: list[tuple[str, str]] = []
     with environment(project, env, first) as checked:
         out = step("deploy the first model to production", ["make", "deploy"], project, checked)
@@ -285,7 +277,7 @@ def main() -> None:
     step("reproduce", ["make", "reproduce"], project, env)
     step("bento", ["make", "bento"], project, env)
     step("image", image, project, env)
-    with environment(project, env, Built.of(project, env)) as checked:
+    with environment(project, env, Built.of(project)) as checked:
         out = step("deploy the branch", ["make", "deploy"], project, checked)
         verified.append(("branch environment", verified_url(out)))
         predict(project)
@@ -322,7 +314,7 @@ def main() -> None:
     step("bento on main", ["make", "bento"], project, env)
     step("image on main", image, project, env)
     # The gate scores the production model (the first one) on this model's test split.
-    with environment(project, env, Built.of(project, env)) as checked:
+    with environment(project, env, Built.of(project)) as checked:
         gated = ["make", "deploy", "report"]
         out = step("deploy production (quality gate)", gated, project, checked)
     verified.append(("production, merged model", verified_url(out)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from helpers.charts import (
     one,
     render_bento,
 )
+from helpers.project import copy_project, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +84,29 @@ def test_the_bento_carries_only_what_serving_imports(
     )
     # bentofile.yaml: BentoML keeps the build's own configuration beside the code.
     assert shipped == {"bentofile.yaml"} | {f"{package}/{module}.py" for module in modules}
+
+
+def test_an_earlier_bento_serves_its_own_model_from_a_store_with_newer_ones(
+    bento_project: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """`make serve` of an older Bento, or the demo's rollback, must not serve the newest model."""
+    project, env = bento_project
+    first = json.loads((project / "build" / "bento.json").read_text())
+    store = tmp_path / "bentoml"
+    shutil.copytree(env["BENTOML_HOME"], store)
+    env = {**env, "BENTOML_HOME": str(store)}
+    newer = copy_project(project, tmp_path)
+    params = newer / "params.yaml"
+    params.write_text(re.sub(r"(?m)^(\s+C:).*$", r"\1 0.5", params.read_text()))
+    run(["git", "commit", "--quiet", "--no-verify", "-am", "C: 0.5"], newer, env)
+    run(["make", "train", "bento"], newer, env)
+    second = json.loads((newer / "build" / "bento.json").read_text())
+    assert second["bento_model"] != first["bento_model"]
+    python = Path(env["UV_PROJECT_ENVIRONMENT"]) / "bin" / "python"
+    code = "import bentoml, sys; print(bentoml.load(sys.argv[1]).models[0].stored.tag)"
+    for bento in (first, second):
+        served = run([str(python), "-c", code, bento["tag"]], tmp_path, env).stdout.split()[-1]
+        assert served == bento["bento_model"], bento["tag"]
 
 
 def test_predict_matches_in_process(server: str, reference: dict[str, Any]) -> None:

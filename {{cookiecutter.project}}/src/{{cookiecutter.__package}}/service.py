@@ -19,7 +19,7 @@ from .serving import api, metrics, predlog, runtime
 from .serving.fastpath import model_input
 from .serving.guard import RequestGuard, check_range, input_limits
 
-MODEL = bentoml.models.BentoModel(f"{api.MODEL_NAME}:latest")
+MODEL = bentoml.models.BentoModel(api.model_tag())
 API = api.derive(api.load_schema(MODEL), runtime.MAX_BATCH)
 Record, Batch = API.Record, API.Batch
 SinglePrediction, Predictions = API.SinglePrediction, API.Predictions

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .fastpath import Rows
@@ -21,6 +22,8 @@ from .fastpath import Rows
 # The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
 # so the inverse is exact. `make bento` stores the model under the project name.
 MODEL_NAME = __name__.split(".")[0].replace("_", "-")
+# In a built Bento (<bento>/src/<package>/serving/api.py), the file that names its model.
+BENTO_INFO = Path(__file__).resolve().parents[3] / "bento.yaml"
 MODEL_FILE = "model.pkl"
 SCHEMA_FILE = "schema.json"
 CARD_FILE = "model_card.md"  # Markdown, written by the delivery toolkit (deploy/model_card.py)
@@ -141,6 +144,18 @@ def derive(schema: dict[str, Any], max_batch: int) -> Api:
             "Predictions", predictions=(list[prediction], Field()), model_version=version
         ),
     )
+
+
+def model_tag() -> str:
+    """The model to serve: in a built Bento, the one it was built with, even from a store that
+    holds newer ones since; while `make bento` builds it, the newest, which it has just stored."""
+    if not BENTO_INFO.is_file():
+        return f"{MODEL_NAME}:latest"
+    info = yaml.safe_load(BENTO_INFO.read_text(encoding="utf-8"))
+    services = info.get("services", [])
+    models = info.get("models", []) + [m for s in services for m in s.get("models", [])]
+    [tag] = {m["tag"] for m in models if m["tag"].startswith(f"{MODEL_NAME}:")}
+    return tag
 
 
 def stored(model: Any) -> Any:
