@@ -261,6 +261,7 @@ def main() -> None:
     from {{ cookiecutter.__package }}.serving import runtime
     from {{ cookiecutter.__package }}.serving.api import load_model
     from {{ cookiecutter.__package }}.serving.fastpath import model_input
+    from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
     api = service.API
     # Real records: the raw data's first rows (repeated up to BATCH if it has fewer).
@@ -351,7 +352,8 @@ def main() -> None:
 
     for data in ([example], records):
         batch = api.rows([api.Record.model_validate(record) for record in data])
-        rows.append(in_process(lambda batch=batch: method(prepare(batch)), len(batch)))
+        # The rows to arrays as the service does it (once), the preprocessing and the model.
+        rows.append(in_process(lambda b=batch: method(prepare(Inputs(b, api.numeric))), len(batch)))
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)"
     )
