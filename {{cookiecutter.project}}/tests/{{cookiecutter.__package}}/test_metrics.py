@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from test_fastpath import NUMERIC, schema
 
 from {{ cookiecutter.__package }}.serving.inputs import Inputs
-from {{ cookiecutter.__package }}.serving.metrics import PredictionMetrics, observe_all
+from {{ cookiecutter.__package }}.serving.metrics import FEW, PredictionMetrics, observe_all
 
 PROFILE = {
     "features": {
@@ -76,15 +76,16 @@ def test_a_batch_counts_as_its_records_one_by_one(task: str) -> None:
     assert sum(v for (name, _), v in values(batch).items() if name == "model_feature_bin_total")
 
 
-def test_observe_all_equals_the_histograms_own_observe() -> None:
-    scores = np.array([-1.0, 0.1, 0.5, 0.5000001, 1.0, 2.0, math.inf, math.nan])
+@pytest.mark.parametrize("repeat", [1, FEW])  # one by one below FEW values, by array above
+def test_observe_all_equals_the_histograms_own_observe(repeat: int) -> None:
+    scores = np.repeat([-1.0, 0.1, 0.5, 0.5000001, 1.0, 2.0, math.inf], repeat)
     batch, single = CollectorRegistry(), CollectorRegistry()
-    observe_all(Histogram("h", "h", buckets=(0.5, 1.0), registry=batch), scores[:-1])
+    observe_all(Histogram("h", "h", buckets=(0.5, 1.0), registry=batch), scores)
     histogram = Histogram("h", "h", buckets=(0.5, 1.0), registry=single)
-    for score in scores[:-1]:
+    for score in scores:
         histogram.observe(float(score))
     assert values(batch) == values(single)  # an infinite sum: compared exactly
     # NaN, as observe() does it: in no bucket, and the sum becomes NaN.
-    observe_all(Histogram("n", "n", buckets=(0.5,), registry=batch), scores[-1:])
+    observe_all(Histogram("n", "n", buckets=(0.5,), registry=batch), np.full(FEW, math.nan))
     after = values(batch)
     assert after[("n_count", ())] == 0 and math.isnan(after[("n_sum", ())])

@@ -25,13 +25,16 @@ ENABLED = os.environ.get("SERVICE_PREDICTION_METRICS", "1") != "0"
 OTHER = "__other__"  # a category level the training data did not have (the API refuses them)
 # Probability of the predicted class; the regression value uses the training deciles instead.
 SCORE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+FEW = 8  # values below which observing them one by one is cheaper than the array operations
 
 
 def observe_all(histogram: Histogram, values: np.ndarray) -> None:
     """`histogram.observe(value)` for every value, in one locked write per bucket and one for the
     sum instead of two per value. prometheus_client has no such call, so this writes its
     Histogram's own fields (the version is pinned; the tests check it against observe())."""
-    if not len(values):
+    if len(values) < FEW:
+        for value in values.tolist():
+            histogram.observe(value)
         return
     bounds = histogram._upper_bounds  # ends with +inf; bucket i holds the values <= bounds[i]
     found = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds) + 1)
@@ -107,6 +110,7 @@ class PredictionMetrics:
         for row, i in enumerate(binned):
             self.edge_matrix[row, : len(self.edges[i])] = self.edges[i]
         self.offsets = np.cumsum([0] + [len(self.bins[i]) for i in binned])[:-1]
+        self.ones = np.ones(width)
         self.flat_bins = [child for i in binned for child in self.bins[i]]
 
         prediction = (profile or {}).get("prediction", {})
@@ -145,9 +149,11 @@ class PredictionMetrics:
                 self.missing[self.numeric[j]].inc(int(missing[j]))
             if self.binned:
                 # All binned columns at once: a value's bin is the number of its edges below it
-                # (edges padded with +inf), shifted to that column's block of counters.
+                # (edges padded with +inf), shifted to that column's block of counters. Counted
+                # by a matrix product: twice as fast as sum(axis=2) over the short edge axis.
                 sub, known = inputs.numbers[:, self.binned], ~nulls[:, self.binned]
-                found = (sub[:, :, None] > self.edge_matrix[None]).sum(axis=2) + self.offsets
+                below = (sub[:, :, None] > self.edge_matrix[None]) @ self.ones
+                found = below.astype(np.intp) + self.offsets
                 counts = np.bincount(found[known], minlength=len(self.flat_bins))
                 for k in np.flatnonzero(counts):
                     self.flat_bins[k].inc(int(counts[k]))

@@ -1,0 +1,61 @@
+"""`make bench` in a generated project runs on a short setting and prints its tables: the columns,
+a row for every server and request size, and every goal (not a timing check)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.project import require_tool, run
+
+pytestmark = pytest.mark.slow
+
+HEADER = (
+    "| server | records/req | clients | req/s (2xx) | rows/s | p50 ms | p99 ms | errors "
+    "| CPU ms/req | x mlflow | x fastapi |"
+)
+# (server, records per request): mlflow serve has no batch endpoint.
+ROWS = [
+    ("bento", 1),
+    ("bento", 1000),
+    ("mlflow serve", 1),
+    ("fastapi", 1),
+    ("fastapi", 1000),
+    ("fastapi+fastpath", 1),
+    ("fastapi+fastpath", 1000),
+    ("in-process", 1),
+    ("in-process", 1000),
+]
+GOALS = 5  # issue 16's, one line each
+
+
+def test_make_bench_prints_a_row_per_server_and_the_goals(
+    bento_project: tuple[Path, dict[str, str]],
+) -> None:
+    require_tool("wrk")  # under CI a missing wrk fails the test
+    project, env = bento_project
+    short = {
+        "BENCH_SECONDS": "1",
+        "BENCH_WARMUP_SECONDS": "1",
+        "BENCH_CLIENTS": "1",
+        "BENCH_BATCH_CLIENTS": "1",
+    }
+    result = run(["make", "bench"], project, {**env, **short}, timeout=300)
+    lines = result.stdout.splitlines()
+    assert HEADER in lines, result.stdout[-3000:]
+    width = len(HEADER.split("|"))
+    table = [
+        line.split("|") for line in lines if line.startswith("| ") and len(line.split("|")) == width
+    ]
+    rows = [cells for cells in table if cells[2].strip().isdigit()]
+    assert sorted((c[1].strip(), int(c[2])) for c in rows) == sorted(ROWS), result.stdout[-3000:]
+    for cells in rows:
+        assert cells[3].strip() == "1", cells  # clients
+        assert cells[8].strip() == "0", cells  # errors: every request answered 2xx
+    goals = [
+        line for line in lines if line.endswith(("| met |", "| NOT met |", "| not measured |"))
+    ]
+    assert "| goal | target | measured | |" in lines and len(goals) == GOALS, result.stdout[-3000:]
+    saved = json.loads((project / "build" / "bench.json").read_text(encoding="utf-8"))
+    assert len(saved["rows"]) == len(ROWS)
