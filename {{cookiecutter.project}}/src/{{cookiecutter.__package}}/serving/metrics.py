@@ -12,7 +12,7 @@ and the score are kept.
 from __future__ import annotations
 
 import os
-from collections import Counter as Tally
+from collections import Counter as Tally  # Counter is the Prometheus one here
 from typing import Any
 
 import numpy as np
