@@ -102,15 +102,15 @@ class PredictionMetrics:
             ):
                 training.labels(name, label).set(fraction)
 
-        # The numeric bins as one padded edge matrix and one flat list of counters (observe()).
+        # The numeric bins as one padded edge array (edge, 1, column) and one flat list of
+        # counters (observe()).
         binned = [i for i in self.numeric if i in self.edges]
         self.binned = [self.numeric.index(i) for i in binned]
         width = max((len(self.edges[i]) for i in binned), default=0)
-        self.edge_matrix = np.full((len(binned), width), np.inf)
-        for row, i in enumerate(binned):
-            self.edge_matrix[row, : len(self.edges[i])] = self.edges[i]
+        self.edge_stack = np.full((width, 1, len(binned)), np.inf)
+        for column, i in enumerate(binned):
+            self.edge_stack[: len(self.edges[i]), 0, column] = self.edges[i]
         self.offsets = np.cumsum([0] + [len(self.bins[i]) for i in binned])[:-1]
-        self.ones = np.ones(width)
         self.flat_bins = [child for i in binned for child in self.bins[i]]
 
         prediction = (profile or {}).get("prediction", {})
@@ -149,11 +149,10 @@ class PredictionMetrics:
                 self.missing[self.numeric[j]].inc(int(missing[j]))
             if self.binned:
                 # All binned columns at once: a value's bin is the number of its edges below it
-                # (edges padded with +inf), shifted to that column's block of counters. Counted
-                # by a matrix product: twice as fast as sum(axis=2) over the short edge axis.
+                # (edges padded with +inf), shifted to that column's block of counters. Summed
+                # over the leading edge axis: 3x faster than over a short last one.
                 sub, known = inputs.numbers[:, self.binned], ~nulls[:, self.binned]
-                below = (sub[:, :, None] > self.edge_matrix[None]) @ self.ones
-                found = below.astype(np.intp) + self.offsets
+                found = (sub[None] > self.edge_stack).sum(axis=0) + self.offsets
                 counts = np.bincount(found[known], minlength=len(self.flat_bins))
                 for k in np.flatnonzero(counts):
                     self.flat_bins[k].inc(int(counts[k]))
