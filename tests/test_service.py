@@ -69,7 +69,16 @@ def test_the_bento_carries_only_what_serving_imports(
     shipped = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
     modules = ("__init__", "service", "features") + tuple(
         f"serving/{name}"
-        for name in ("__init__", "api", "fastpath", "guard", "metrics", "predlog", "runtime")
+        for name in (
+            "__init__",
+            "api",
+            "fastpath",
+            "guard",
+            "inputs",
+            "metrics",
+            "predlog",
+            "runtime",
+        )
     )
     # bentofile.yaml: BentoML keeps the build's own configuration beside the code.
     assert shipped == {"bentofile.yaml"} | {f"{package}/{module}.py" for module in modules}
