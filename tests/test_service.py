@@ -77,6 +77,7 @@ def test_the_bento_carries_only_what_serving_imports(
             "batch",
             "fastpath",
             "guard",
+            "inputs",
             "metrics",
             "predlog",
             "runtime",

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from .serving import api, metrics, predlog, runtime
 from .serving.fastpath import model_input
 from .serving.guard import RequestGuard, check_range, input_limits
+from .serving.inputs import Inputs
 
 MODEL = bentoml.models.BentoModel(api.model_tag())
 API = api.derive(api.load_schema(MODEL), runtime.MAX_BATCH)
@@ -48,28 +49,29 @@ class Model:
         runtime.settle_gc()
 
     def run_model(self, records: list[Any]) -> list[dict[str, Any]]:
-        rows = API.rows(records)
+        # Taken apart once: the range check, the preprocessing and the metrics share the arrays.
+        inputs = Inputs(API.rows(records), API.numeric)
         # Finite but extreme floats (1e308) would overflow in the scaler: a 400 naming the field.
-        refused = check_range(rows, API.columns, API.numeric, self.limits)
+        refused = check_range(inputs, API.columns, self.limits)
         if refused:
             raise bentoml.exceptions.InvalidArgument(refused)
-        inputs = self.prepare(rows)
+        prepared = self.prepare(inputs)
         if not API.is_classifier:
-            values = self.predictor.predict(inputs).tolist()
+            predicted = self.predictor.predict(prepared)
             if METRICS:
-                METRICS.observe(rows, [], values)
-            results = [{"prediction": float(value)} for value in values]
+                METRICS.observe(inputs, [], predicted)
+            results = [{"prediction": float(value)} for value in predicted.tolist()]
         else:
-            probabilities = self.predictor.predict_proba(inputs)
+            probabilities = self.predictor.predict_proba(prepared)
             labels = self.model.classes_[probabilities.argmax(axis=1)].tolist()
             if METRICS:
-                METRICS.observe(rows, labels, probabilities.max(axis=1).tolist())
+                METRICS.observe(inputs, labels, probabilities.max(axis=1))
             results = [
                 {"prediction": label, "probabilities": dict(zip(self.classes, row, strict=True))}
                 for label, row in zip(labels, probabilities.tolist(), strict=True)
             ]
         if PREDICTION_LOG:
-            PREDICTION_LOG.record(API.columns, rows, results, self.lineage.model_version)
+            PREDICTION_LOG.record(API.columns, inputs.rows, results, self.lineage.model_version)
         return results
 
     @bentoml.api

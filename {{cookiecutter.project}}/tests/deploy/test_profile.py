@@ -10,10 +10,12 @@ from conftest import AGE_CITY_SCHEMA
 from prometheus_client import CollectorRegistry
 from sklearn.linear_model import LogisticRegression
 
+from {{ cookiecutter.__package }}.serving.inputs import Inputs
 from {{ cookiecutter.__package }}.serving.metrics import OTHER, PredictionMetrics
 
 from deploy import profile
 
+NUMERIC = [True, False]  # AGE_CITY_SCHEMA: age, city
 HOSTILE = ["paris\n# HELP x", 'x"}', "a" * 10_000, "{{7*7}}", "", "\x00"]
 
 
@@ -55,7 +57,8 @@ def test_values_are_counted_in_their_training_bin() -> None:
     _, built = training()
     registry = CollectorRegistry()
     metrics = PredictionMetrics(AGE_CITY_SCHEMA, built, registry)
-    metrics.observe([[-5.0, "lyon"], [99.0, None], [None, "paris"]], ["no", "yes", "no"], [0.9] * 3)
+    rows = [[-5.0, "lyon"], [99.0, None], [None, "paris"]]
+    metrics.observe(Inputs(rows, NUMERIC), ["no", "yes", "no"], np.full(3, 0.9))
     bins = samples(registry, "model_feature_bin_total")
     assert bins[(("bin", "0"), ("feature", "age"))] == 1
     assert bins[(("bin", "9"), ("feature", "age"))] == 1
@@ -75,7 +78,7 @@ def test_hostile_values_never_become_label_values() -> None:
     allowed = {"age", "city", "no", "yes", "lyon", "paris", OTHER, *map(str, range(10))}
     before = {name: len(samples(registry, name)) for name in ("model_feature_bin_total",)}
     rows = [[1.0, value] for value in HOSTILE]
-    metrics.observe(rows, HOSTILE, [0.5] * len(HOSTILE))
+    metrics.observe(Inputs(rows, NUMERIC), HOSTILE, np.full(len(HOSTILE), 0.5))
     values = {
         value
         for metric in registry.collect()

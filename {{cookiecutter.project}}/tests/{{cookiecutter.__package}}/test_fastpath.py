@@ -13,6 +13,7 @@ from {{ cookiecutter.__package }}.config import TrainParams
 from {{ cookiecutter.__package }}.data import features_and_target
 from {{ cookiecutter.__package }}.model import ESTIMATORS, build_pipeline
 from {{ cookiecutter.__package }}.serving.fastpath import compile_transform, probe_rows, to_frame
+from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
 COLUMNS = ["age", "income k$", "city"]
 NUMERIC = [True, True, False]
@@ -53,12 +54,12 @@ def test_fast_path_equals_the_pipeline(task: str, model: str) -> None:
     pipeline = fitted(task, model)
     transform = compile_transform(pipeline, COLUMNS, NUMERIC)
     assert transform is not None, "the pipeline model.py builds must get the fast path"
-    frame = to_frame(rows(), COLUMNS, NUMERIC)
-    assert np.array_equal(transform(rows()), pipeline[0].transform(frame))
+    frame, inputs = to_frame(rows(), COLUMNS, NUMERIC), Inputs(rows(), NUMERIC)
+    assert np.array_equal(transform(inputs), pipeline[0].transform(frame))
     estimator = pipeline[-1]
-    assert np.array_equal(estimator.predict(transform(rows())), pipeline.predict(frame))
+    assert np.array_equal(estimator.predict(transform(inputs)), pipeline.predict(frame))
     if task == "classification":
-        fast = estimator.predict_proba(transform(rows()))
+        fast = estimator.predict_proba(transform(inputs))
         assert np.array_equal(fast, pipeline.predict_proba(frame))
 
 
@@ -72,7 +73,7 @@ def test_all_numeric_data_gets_the_fast_path() -> None:
     assert transform is not None
     numbers = [row[:2] for row in rows()]
     frame = to_frame(numbers, COLUMNS[:2], NUMERIC[:2])
-    assert np.array_equal(transform(numbers), pipeline[0].transform(frame))
+    assert np.array_equal(transform(Inputs(numbers, NUMERIC[:2])), pipeline[0].transform(frame))
 
 
 def test_an_unknown_pipeline_gets_no_fast_path() -> None:

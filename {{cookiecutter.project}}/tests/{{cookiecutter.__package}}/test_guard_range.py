@@ -12,6 +12,7 @@ from {{ cookiecutter.__package }}.data import features_and_target
 from {{ cookiecutter.__package }}.model import ESTIMATORS, build_pipeline
 from {{ cookiecutter.__package }}.serving.fastpath import to_frame
 from {{ cookiecutter.__package }}.serving.guard import MAX_SCALED, check_range, input_limits
+from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
 MODELS = [(task, model) for task, models in ESTIMATORS.items() for model in models]
 
@@ -32,7 +33,7 @@ def test_extreme_floats_overflow_the_pipeline_and_are_refused_by_field(task, mod
     rows = [[40.0, 50.0, "paris"], [40.0, 1.7e308, "lyon"]]
     # The scaler overflows to inf; most estimators then raise "Input X contains infinity" (500).
     assert np.isinf(pipeline[0].transform(to_frame(rows, COLUMNS, NUMERIC))).any()
-    refused = check_range(rows, COLUMNS, NUMERIC, input_limits(pipeline, COLUMNS))
+    refused = check_range(Inputs(rows, NUMERIC), COLUMNS, input_limits(pipeline, COLUMNS))
     assert refused is not None and refused.startswith("records[1].income k$: 1.7e+308 ")
 
 
@@ -42,7 +43,7 @@ def test_values_up_to_the_limit_predict_finite_numbers(task, model) -> None:
     limits = input_limits(pipeline, COLUMNS)
     assert set(limits) == {0, 1}
     rows = [[limits[0], -limits[1], None], [None, None, "nice"]]
-    assert check_range(rows, COLUMNS, NUMERIC, limits) is None
+    assert check_range(Inputs(rows, NUMERIC), COLUMNS, limits) is None
     frame = to_frame(rows, COLUMNS, NUMERIC)
     predicted = (
         pipeline.predict_proba(frame) if task == "classification" else pipeline.predict(frame)
@@ -52,4 +53,4 @@ def test_values_up_to_the_limit_predict_finite_numbers(task, model) -> None:
 
 def test_a_pipeline_without_a_scaler_gets_the_plain_limit() -> None:
     rows = [[2 * MAX_SCALED, 1.0, "paris"]]
-    assert check_range(rows, COLUMNS, NUMERIC, {}).startswith("records[0].age: 2e+30 ")
+    assert check_range(Inputs(rows, NUMERIC), COLUMNS, {}).startswith("records[0].age: 2e+30 ")

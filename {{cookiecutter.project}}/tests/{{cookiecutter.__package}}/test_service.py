@@ -67,6 +67,12 @@ def test_import_derives_request_model_from_store(service: ModuleType) -> None:
     assert service.Record.model_validate(RECORD).model_dump() == RECORD
 
 
+def test_rows_follow_the_column_order_not_the_json_order(service: ModuleType) -> None:
+    backwards = json.dumps(dict(reversed(RECORD.items())))
+    record = service.Record.model_validate_json(backwards)
+    assert service.API.rows([record, record]) == [list(RECORD.values())] * 2
+
+
 def test_every_feature_is_required_but_may_be_null(service: ModuleType) -> None:
     missing = {key: value for key, value in RECORD.items() if key != "income k$"}
     [error] = errors(service.Record, missing)

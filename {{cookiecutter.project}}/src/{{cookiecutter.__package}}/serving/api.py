@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .fastpath import Rows
+from .inputs import Rows
 
 # The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
 # so the inverse is exact. `make bento` stores the model under the project name.
@@ -123,9 +123,13 @@ class Api:
         return self.schema["task"] == "classification"
 
     def rows(self, records: list[BaseModel]) -> Rows:
-        """Validated records as rows of values in the training column order."""
-        fields = [f"f{index}" for index in range(len(self.schema["features"]))]  # record_model()
-        return [[getattr(record, field) for field in fields] for record in records]
+        """Validated records as rows of values in the training column order.
+
+        A validated record's __dict__ holds its fields f0, f1, ... in that order, whatever the
+        order of the JSON keys, and nothing else (extra="forbid"): a quarter of the cost of
+        reading 30,000 attributes one by one.
+        """
+        return [list(record.__dict__.values()) for record in records]
 
 
 def derive(schema: dict[str, Any], max_batch: int) -> Api:

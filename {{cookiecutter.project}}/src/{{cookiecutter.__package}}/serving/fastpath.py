@@ -1,5 +1,5 @@
-"""Request rows as model input: the DataFrame the pipeline was trained on, and, where it is
-exact, a NumPy version of the fitted preprocessing that skips it.
+"""A request's inputs (serving/inputs.py) as model input: the DataFrame the pipeline was trained
+on, and, where it is exact, a NumPy version of the fitted preprocessing that skips it.
 
 On one record, scikit-learn's ColumnTransformer spends ~3 ms validating and indexing a pandas
 DataFrame, twenty times what the estimator takes. For the preprocessing that model.py builds
@@ -13,7 +13,6 @@ the pipeline as it is.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-Rows = list[list[Any]]  # records as values in the training column order; None for null
-Transform = Callable[[Rows], np.ndarray]  # rows -> the matrix the estimator takes
+from .inputs import Inputs, Rows
+
+Transform = Callable[[Inputs], np.ndarray]  # a request's inputs -> the matrix the estimator takes
 PROBE_ROWS = 16
 
 
@@ -57,7 +57,7 @@ def _imputes_nan(imputer: Any, strategy: str) -> bool:
     )
 
 
-def _numeric(steps: Pipeline, index: list[int]) -> Transform | None:
+def _numeric(steps: Pipeline, index: list[int], numeric: list[bool]) -> Transform | None:
     imputer, scaler = (step for _, step in steps.steps)
     if not (
         _imputes_nan(imputer, "median")
@@ -68,10 +68,11 @@ def _numeric(steps: Pipeline, index: list[int]) -> Transform | None:
     fill = imputer.statistics_
     mean = scaler.mean_ if scaler.with_mean else None
     scale = scaler.scale_ if scaler.with_std else None
+    positions = [_kind_index(numeric, True).index(i) for i in index]  # in Inputs.numbers
 
-    def transform(rows: Rows) -> np.ndarray:
-        values = np.array([[row[i] for i in index] for row in rows], dtype=np.float64)
-        values = np.where(np.isnan(values), fill, values)
+    def transform(inputs: Inputs) -> np.ndarray:
+        values = inputs.numbers[:, positions]  # a copy: the shared matrix stays as it is
+        np.copyto(values, fill, where=np.isnan(values))
         # The scaler's own operations, in its order: the results are identical, not just close.
         if mean is not None:
             values -= mean
@@ -82,7 +83,11 @@ def _numeric(steps: Pipeline, index: list[int]) -> Transform | None:
     return transform
 
 
-def _categorical(steps: Pipeline, index: list[int]) -> Transform | None:
+def _kind_index(numeric: list[bool], kind: bool) -> list[int]:
+    return [i for i, is_numeric in enumerate(numeric) if is_numeric is kind]
+
+
+def _categorical(steps: Pipeline, index: list[int], numeric: list[bool]) -> Transform | None:
     imputer, encoder = (step for _, step in steps.steps)
     if not (
         _imputes_nan(imputer, "most_frequent")
@@ -97,21 +102,27 @@ def _categorical(steps: Pipeline, index: list[int]) -> Transform | None:
     lookups = [{level: n for n, level in enumerate(levels)} for levels in encoder.categories_]
     width = sum(len(levels) for levels in encoder.categories_)
     offsets = np.cumsum([0] + [len(levels) for levels in encoder.categories_])[:-1]
+    positions = [_kind_index(numeric, False).index(i) for i in index]  # in Inputs.categories
 
-    def transform(rows: Rows) -> np.ndarray:
-        encoded = np.zeros((len(rows), width), dtype=encoder.dtype)
-        for r, row in enumerate(rows):
-            for j, i in enumerate(index):
-                value = fills[j] if row[i] is None else row[i]
-                position = lookups[j].get(value)
-                if position is not None:  # an unknown level encodes as all zeros
-                    encoded[r, offsets[j] + position] = 1
+    def transform(inputs: Inputs) -> np.ndarray:
+        encoded = np.zeros((len(inputs.rows), width), dtype=encoder.dtype)
+        for j, position in enumerate(positions):
+            # Null is the imputed level; an unknown level (-1) encodes as all zeros.
+            get, imputed = lookups[j].get, lookups[j].get(fills[j], -1)
+            values = inputs.categories[position]
+            codes = np.fromiter(
+                (imputed if v is None else get(v, -1) for v in values), np.intp, len(values)
+            )
+            known = np.flatnonzero(codes >= 0)
+            encoded[known, offsets[j] + codes[known]] = 1
         return encoded
 
     return transform
 
 
-def _blocks(preprocess: ColumnTransformer, columns: list[str]) -> list[Transform] | None:
+def _blocks(
+    preprocess: ColumnTransformer, columns: list[str], numeric: list[bool]
+) -> list[Transform] | None:
     blocks: list[Transform] = []
     for name, steps, selected in preprocess.transformers_:
         if name == "remainder":
@@ -124,7 +135,7 @@ def _blocks(preprocess: ColumnTransformer, columns: list[str]) -> list[Transform
             return None
         index = [columns.index(column) for column in selected]
         build = _numeric if isinstance(steps.steps[1][1], StandardScaler) else _categorical
-        block = build(steps, index)
+        block = build(steps, index, numeric)
         if block is None:
             return None
         blocks.append(block)
@@ -163,16 +174,16 @@ def compile_transform(
     if not isinstance(preprocess, ColumnTransformer) or len(pipeline.steps) != 2:
         return None
     try:
-        blocks = _blocks(preprocess, columns)
+        blocks = _blocks(preprocess, columns, numeric)
         if not blocks:
             return None
 
-        def transform(rows: Rows) -> np.ndarray:
-            return np.hstack([block(rows) for block in blocks])
+        def transform(inputs: Inputs) -> np.ndarray:
+            return np.hstack([block(inputs) for block in blocks])
 
         rows = probe_rows(preprocess, columns, numeric)
         expected = preprocess.transform(to_frame(rows, columns, numeric))
-        got = transform(rows)
+        got = transform(Inputs(rows, numeric))
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         return None  # a structure this module does not know: the pipeline itself serves
     if got.dtype != expected.dtype or not np.array_equal(got, expected, equal_nan=True):
@@ -182,10 +193,14 @@ def compile_transform(
 
 def model_input(
     pipeline: Pipeline, columns: list[str], numeric: list[bool]
-) -> tuple[Any, Callable[[Rows], Any]]:
+) -> tuple[Any, Callable[[Inputs], Any]]:
     """What to call and what to give it: the estimator on the NumPy preprocessing where that is
     proven exact, else the whole pipeline on the DataFrame."""
     transform = compile_transform(pipeline, columns, numeric)
     if transform:
         return pipeline[-1], transform
-    return pipeline, partial(to_frame, columns=columns, numeric=numeric)
+
+    def frame(inputs: Inputs) -> pd.DataFrame:
+        return to_frame(inputs.rows, columns, numeric)
+
+    return pipeline, frame

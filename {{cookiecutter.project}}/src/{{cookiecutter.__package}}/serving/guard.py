@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .inputs import Inputs
+
 
 class RequestGuard:
     """ASGI middleware refusing, before anything parses them, bodies that are not JSON (415:
@@ -94,14 +96,11 @@ def input_limits(pipeline: Any, columns: list[str]) -> dict[int, float]:
     return limits
 
 
-def check_range(
-    rows: list[list[Any]], columns: list[str], numeric: list[bool], limits: dict[int, float]
-) -> str | None:
+def check_range(inputs: Inputs, columns: list[str], limits: dict[int, float]) -> str | None:
     """The first numeric value outside its column's limit, as `records[i].field: ...`, or None."""
-    index = [i for i, is_numeric in enumerate(numeric) if is_numeric]
-    if not index or not rows:
+    index, values = inputs.numeric_index, inputs.numbers
+    if not values.size:
         return None
-    values = np.array([[row[i] for i in index] for row in rows], dtype=np.float64)
     bound = np.array([limits.get(i, MAX_SCALED) for i in index])
     with np.errstate(invalid="ignore"):
         over = np.abs(values) > bound  # NaN (null) compares False: the imputer fills it

@@ -12,16 +12,36 @@ and the score are kept.
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally  # Counter is the Prometheus one here
 from typing import Any
 
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.utils import floatToGoString
 
+from .inputs import Inputs
+
 ENABLED = os.environ.get("SERVICE_PREDICTION_METRICS", "1") != "0"
 OTHER = "__other__"  # a category level the training data did not have (the API refuses them)
 # Probability of the predicted class; the regression value uses the training deciles instead.
 SCORE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+FEW = 8  # values below which observing them one by one is cheaper than the array operations
+
+
+def observe_all(histogram: Histogram, values: np.ndarray) -> None:
+    """`histogram.observe(value)` for every value, in one locked write per bucket and one for the
+    sum instead of two per value. prometheus_client has no such call, so this writes its
+    Histogram's own fields (the version is pinned; the tests check it against observe())."""
+    if len(values) < FEW:
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    bounds = histogram._upper_bounds  # ends with +inf; bucket i holds the values <= bounds[i]
+    found = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds) + 1)
+    histogram._sum.inc(float(np.sum(values)))
+    for bucket, count in zip(histogram._buckets, found[: len(bounds)], strict=True):  # not NaN
+        if count:
+            bucket.inc(int(count))
 
 
 def bin_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -82,13 +102,14 @@ class PredictionMetrics:
             ):
                 training.labels(name, label).set(fraction)
 
-        # The numeric bins as one padded edge matrix and one flat list of counters (observe()).
+        # The numeric bins as one padded edge array (edge, 1, column) and one flat list of
+        # counters (observe()).
         binned = [i for i in self.numeric if i in self.edges]
         self.binned = [self.numeric.index(i) for i in binned]
         width = max((len(self.edges[i]) for i in binned), default=0)
-        self.edge_matrix = np.full((len(binned), width), np.inf)
-        for row, i in enumerate(binned):
-            self.edge_matrix[row, : len(self.edges[i])] = self.edges[i]
+        self.edge_stack = np.full((width, 1, len(binned)), np.inf)
+        for column, i in enumerate(binned):
+            self.edge_stack[: len(self.edges[i]), 0, column] = self.edges[i]
         self.offsets = np.cumsum([0] + [len(self.bins[i]) for i in binned])[:-1]
         self.flat_bins = [child for i in binned for child in self.bins[i]]
 
@@ -119,37 +140,35 @@ class PredictionMetrics:
         ):
             training_score.labels(floatToGoString(edge)).set(fraction)
 
-    def observe(self, rows: list[list[Any]], labels: list[Any], scores: list[float]) -> None:
-        """Count one request's inputs and outputs (rows in the training column order)."""
+    def observe(self, inputs: Inputs, labels: list[Any], scores: np.ndarray) -> None:
+        """Count one request's inputs and outputs: one increment per series, not per record."""
         if self.numeric:
-            values = np.array([[row[i] for i in self.numeric] for row in rows], dtype=np.float64)
-            nulls = np.isnan(values)
+            nulls = np.isnan(inputs.numbers)
             missing = nulls.sum(axis=0)
             for j in np.flatnonzero(missing):
                 self.missing[self.numeric[j]].inc(int(missing[j]))
             if self.binned:
                 # All binned columns at once: a value's bin is the number of its edges below it
-                # (edges padded with +inf), shifted to that column's block of counters.
-                sub, known = values[:, self.binned], ~nulls[:, self.binned]
-                found = (sub[:, :, None] > self.edge_matrix[None]).sum(axis=2) + self.offsets
+                # (edges padded with +inf), shifted to that column's block of counters. Summed
+                # over the leading edge axis: 3x faster than over a short last one.
+                sub, known = inputs.numbers[:, self.binned], ~nulls[:, self.binned]
+                found = (sub[None] > self.edge_stack).sum(axis=0) + self.offsets
                 counts = np.bincount(found[known], minlength=len(self.flat_bins))
                 for k in np.flatnonzero(counts):
                     self.flat_bins[k].inc(int(counts[k]))
-        for i in self.categorical:
+        for i, values in zip(self.categorical, inputs.categories, strict=True):
+            found = Tally(values)
+            self._count(self.missing[i], found.pop(None, 0))
             counts = [0] * len(self.bins[i])
             other = len(counts) - 1
-            for row in rows:
-                if row[i] is None:
-                    self.missing[i].inc()
-                else:
-                    counts[self.levels[i].get(row[i], other)] += 1
+            for value, count in found.items():
+                counts[self.levels[i].get(value, other)] += count
             self._bins(i, counts)
-        for label in labels:
-            child = self.predicted.get(str(label))
+        for label, count in Tally(map(str, labels)).items():
+            child = self.predicted.get(label)
             if child is not None:
-                child.inc()
-        for score in scores:
-            self.score.observe(score)
+                child.inc(count)
+        observe_all(self.score, scores)
 
     def _bins(self, feature: int, counts: Any) -> None:
         for child, count in zip(self.bins[feature], counts, strict=True):
