@@ -44,12 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = batch.score(deployed, source, output, progress=bar.update)
     except batch.BatchError as error:
         raise ProjectError(str(error)) from None
-    seconds = time.perf_counter() - start
-    print(
-        f"scored {rows} rows of {source} with {deployed.source}, run "
-        f"{deployed.mlflow_run_id}: {output} "
-        f"({seconds:.1f} s, {rows / max(seconds, 1e-9):,.0f} rows/s)"
-    )
+    print(batch.summary(deployed, source, output, rows, time.perf_counter() - start))
 
 
 if __name__ == "__main__":

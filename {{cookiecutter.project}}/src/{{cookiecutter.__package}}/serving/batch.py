@@ -225,6 +225,13 @@ def score(
     return done
 
 
+def summary(scoring: ScoringModel, source: Path, output: Path, rows: int, seconds: float) -> str:
+    return (
+        f"scored {rows} rows of {source} with {scoring.source}, run {scoring.mlflow_run_id}: "
+        f"{output} ({seconds:.1f} s, {rows / max(seconds, 1e-9):,.0f} rows/s)"
+    )
+
+
 def shipped_model(bento: Path) -> ScoringModel:
     """The model the Bento at `bento` ships (in the image, the one it serves)."""
     import bentoml
@@ -259,11 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     except BatchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    seconds = time.perf_counter() - start
-    print(
-        f"scored {rows} rows of {args.input} with {scoring.source}, run {scoring.mlflow_run_id}: "
-        f"{args.output} ({seconds:.1f} s, {rows / max(seconds, 1e-9):,.0f} rows/s)"
-    )
+    print(summary(scoring, args.input, args.output, rows, time.perf_counter() - start))
 
 
 if __name__ == "__main__":
