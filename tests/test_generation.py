@@ -68,8 +68,9 @@ COMMON_FILES = {
         for module in (
             "__init__", "atomic", "config", "data", "errors", "evaluate", "features", "model",
             "paths", "prepare", "service", "train",
-            "serving/__init__", "serving/api", "serving/fastpath", "serving/guard",
-            "serving/metrics", "serving/predlog", "serving/runtime",
+            "serving/__init__", "serving/api", "serving/batch", "serving/fastpath",
+            "serving/guard", "serving/inputs", "serving/metrics", "serving/predlog",
+            "serving/runtime",
         )
     ),
     # The delivery toolkit: the template's.
@@ -94,7 +95,8 @@ COMMON_FILES = {
         f"tests/{module}.py"
         for module in (
             "conftest", "test_architecture",
-            "{package}/test_fastpath", "{package}/test_guard_range", "{package}/test_pipeline",
+            "{package}/test_batch", "{package}/test_fastpath", "{package}/test_guard_range",
+            "{package}/test_inputs", "{package}/test_metrics", "{package}/test_pipeline",
             "{package}/test_predlog", "{package}/test_service",
             "deploy/test_artifacts", "deploy/test_forge", "deploy/test_gate",
             "deploy/test_mlflow_client", "deploy/test_model_card", "deploy/test_naming",

@@ -228,14 +228,19 @@ def application_values(app: Manifest, repo: Path) -> dict[str, Any]:
     return merge_values(values, helm_source.get("valuesObject", {}))
 
 
-def key_mismatches(values: dict[str, Any], schema: dict[str, Any], where: str = "") -> list[str]:
+def key_mismatches(
+    values: dict[str, Any], schema: dict[str, Any], where: str = "", root: dict | None = None
+) -> list[str]:
     """Where values.yaml and the schema disagree on the keys of a fixed-structure object."""
+    root = root or schema
+    if "$ref" in schema:  # a reference within the file: `#/properties/...`
+        schema = functools.reduce(dict.__getitem__, schema["$ref"][2:].split("/"), root)
     out = []
     if set(values) != set(schema["properties"]):
         out.append(f"{where or '/'}: {sorted(set(values) ^ set(schema['properties']))}")
     for key, value in values.items():
         if isinstance(value, dict) and value:
-            out += key_mismatches(value, schema["properties"][key], f"{where}/{key}")
+            out += key_mismatches(value, schema["properties"][key], f"{where}/{key}", root)
     return out
 
 
