@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn import metrics
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
@@ -26,6 +27,9 @@ def load_model(path: Path = MODEL_FILE):
 
 def predict_frame(model, features: pd.DataFrame, task: str) -> pd.DataFrame:
     """Predictions (and class probabilities) in test-split order: what reproduce compares."""
+    if task == "classification" and isinstance(model, Pipeline) and len(model) > 1:
+        # Transform once for both calls: the steps a Pipeline runs itself, so the same bits.
+        features, model = model[:-1].transform(features), model[-1]
     frame = pd.DataFrame({"prediction": model.predict(features)})
     if task == "classification":
         probabilities = model.predict_proba(features)
@@ -34,18 +38,26 @@ def predict_frame(model, features: pd.DataFrame, task: str) -> pd.DataFrame:
     return frame
 
 
+def codes(labels, classes: list) -> np.ndarray:
+    """Labels as their index in the sorted classes (-1 for any other): the same metrics, without
+    scikit-learn sorting the labels' text again for each one (seconds on a large split)."""
+    return pd.Categorical(labels, categories=classes).codes.astype(np.int64)
+
+
 def classification_metrics(target: pd.Series, predictions: pd.DataFrame, classes) -> dict:
     proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
+    actual, predicted = codes(target, classes), codes(predictions["prediction"], classes)
+    indices = list(range(len(classes)))
     scores = {
-        "accuracy": metrics.accuracy_score(target, predictions["prediction"]),
-        "f1_macro": metrics.f1_score(target, predictions["prediction"], average="macro"),
-        "log_loss": metrics.log_loss(target, proba, labels=classes),
+        "accuracy": metrics.accuracy_score(actual, predicted),
+        "f1_macro": metrics.f1_score(actual, predicted, average="macro"),
+        "log_loss": metrics.log_loss(actual, proba, labels=indices),
     }
     if target.nunique() == len(classes):
         scores["roc_auc"] = (
-            metrics.roc_auc_score(target, proba[:, 1])
+            metrics.roc_auc_score(actual, proba[:, 1])
             if len(classes) == 2
-            else metrics.roc_auc_score(target, proba, multi_class="ovr", labels=classes)
+            else metrics.roc_auc_score(actual, proba, multi_class="ovr", labels=indices)
         )
     return scores
 
@@ -71,7 +83,7 @@ def write_plots(target: pd.Series, predictions: pd.DataFrame, classes: list, plo
         }
     ).to_csv(plots / "confusion_matrix.csv", index=False)
     # Binary: the positive class; more classes: the micro-averaged one-vs-rest curve.
-    truth = label_binarize(target, classes=classes)
+    truth = label_binarize(codes(target, classes), classes=range(len(classes)))
     proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
     if len(classes) == 2:
         truth, proba = truth.ravel(), proba[:, 1]

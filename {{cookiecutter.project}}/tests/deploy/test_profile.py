@@ -53,6 +53,23 @@ def test_the_profile_bins_the_training_split_in_deciles() -> None:
     assert built["prediction"]["cumulative"][-1] == 1.0
 
 
+def test_scores_of_a_large_split_are_profiled_on_an_even_sample(monkeypatch) -> None:
+    frame, full = training()
+    seen = []
+
+    class Counting(OnAge):
+        def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+            seen.append(frame["age"].to_numpy())
+            return super().predict_proba(frame)
+
+    monkeypatch.setattr(profile, "SCORE_ROWS", 30)
+    built = profile.build(frame, AGE_CITY_SCHEMA, Counting(frame, (frame["age"] > 50).astype(int)))
+    assert [ages.tolist() for ages in seen] == [list(range(0, 100, 4))]
+    assert built["rows"] == 100 and built["features"] == full["features"]
+    sampled, exact = built["prediction"]["cumulative"], full["prediction"]["cumulative"]
+    assert max(abs(a - b) for a, b in zip(sampled, exact, strict=True)) <= 0.05
+
+
 def test_values_are_counted_in_their_training_bin() -> None:
     _, built = training()
     registry = CollectorRegistry()
