@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,10 @@ TEAM_PLACEHOLDER = (
 
 def collect(root: Path, run_id: str, champion: dict[str, Any] | None) -> ModelCardRecord:
     """What the card says of the data and the training, from params.yaml and the DVC outputs."""
+    import pandas as pd
+
     from {{ cookiecutter.__package }}.config import load_params
-    from {{ cookiecutter.__package }}.data import features_and_target, read_prepared, read_schema
+    from {{ cookiecutter.__package }}.data import read_prepared, read_schema
     from {{ cookiecutter.__package }}.evaluate import load_model
     from {{ cookiecutter.__package }}.paths import METRICS_FILE, TEST_FILE, TRAIN_FILE
 
@@ -46,21 +46,22 @@ def collect(root: Path, run_id: str, champion: dict[str, Any] | None) -> ModelCa
 
     params = load_params(root / "params.yaml")
     schema = read_schema()
+    # The target column alone: the card describes it, and a split may be large.
     targets = {
-        split: features_and_target(read_prepared(path), schema)[1]
+        split: read_prepared(path, columns=[schema["target"]])[schema["target"]]
         for split, path in (("train", TRAIN_FILE), ("test", TEST_FILE))
     }
-    both = targets["train"].tolist() + targets["test"].tolist()
+    both = pd.concat(targets.values(), ignore_index=True)
     if schema["task"] == "classification":
-        counts = Counter(both)
-        balance = {str(label): float(counts[label]) for label in schema["classes"]}
+        counts = both.value_counts()
+        balance = {str(label): float(counts.get(label, 0)) for label in schema["classes"]}
     else:
-        values = [float(value) for value in both]
+        values = both.to_numpy(dtype="float64")
         balance = {
-            "mean": statistics.fmean(values),
-            "std": statistics.pstdev(values),
-            "min": min(values),
-            "max": max(values),
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "min": float(values.min()),
+            "max": float(values.max()),
         }
     return ModelCardRecord(
         mlflow_run_id=run_id,

@@ -114,8 +114,9 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 def main() -> None:
     settings = load_settings()
-    if not MODEL_FILE.is_file():
-        raise ProjectError(f"{MODEL_FILE}: not found; run `make train` (dvc repro) first")
+    for needed in (MODEL_FILE, Path("dvc.lock")):
+        if not (settings.root / needed).is_file():
+            raise ProjectError(f"{needed}: not found; run `make train` (dvc repro) first")
     tags = lineage.collect(settings.root, MODEL_FILE)
     identity = {key: tags[key] for key in IDENTITY_TAGS}
     # Nothing changed since the last logging: answer without importing MLflow (seconds saved).

@@ -160,6 +160,7 @@ def write_prepared(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False)
 
 
-def read_prepared(path: Path) -> pd.DataFrame:
-    """Read a prepared split back with the raw values intact (categories stay text)."""
-    return pd.read_parquet(path)
+def read_prepared(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a prepared split back (every column, or only `columns`) with the raw values intact
+    (categories stay text)."""
+    return pd.read_parquet(path, columns=columns)

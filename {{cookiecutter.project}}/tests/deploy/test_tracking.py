@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, write_workspace
 
 from {{ cookiecutter.__package }} import evaluate, prepare, train
+from {{ cookiecutter.__package }}.errors import ProjectError
 
 from deploy import model_card, track
 from deploy.artifacts import ModelCardRecord, TrainRecord
@@ -85,3 +86,10 @@ def test_the_card_puts_the_champion_beside_the_new_model(tracked_workspace: Path
     text = (tracked_workspace / model_card.CARD_FILE).read_text(encoding="utf-8")
     assert f"champion (production, version {first.model_version})" in text
     assert "| hyperparameters | `C=0.1` |" in text
+
+
+def test_tracking_without_the_pipeline_lock_names_it(tracked_workspace: Path) -> None:
+    (tracked_workspace / "dvc.lock").unlink()
+    with pytest.raises(ProjectError, match=r"^dvc.lock: not found; run `make train`"):
+        track.main()
+    assert not (tracked_workspace / "mlflow.db").exists()
