@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from {{ cookiecutter.__package }}.paths import LOCK_FILE
+
 from .commands import current_branch, head_commit, is_dirty
 
 
@@ -18,7 +20,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_hashes(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
+def data_hashes(lock_file: Path = LOCK_FILE) -> dict[str, str]:
     """md5 of every data dependency DVC recorded (source code deps excluded)."""
     lock = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
     hashes = {}
@@ -36,10 +38,10 @@ def collect(root: Path, model_file: Path) -> dict[str, str]:
         "git_branch": current_branch(root) or "unknown",
         "git_dirty": str(is_dirty(root)).lower(),
         "params_sha256": sha256_file(root / "params.yaml"),
-        "dvc_lock_sha256": sha256_file(root / "dvc.lock"),
+        "dvc_lock_sha256": sha256_file(root / LOCK_FILE),
         "model_sha256": sha256_file(model_file),
     }
-    data = data_hashes(root / "dvc.lock")
+    data = data_hashes(root / LOCK_FILE)
     for path, md5 in sorted(data.items()):
         tags[f"dvc_md5:{path}"] = md5
     # The raw data set's hash on its own: the one a person looks for first.

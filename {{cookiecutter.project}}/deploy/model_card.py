@@ -40,7 +40,7 @@ def collect(root: Path, run_id: str, champion: dict[str, Any] | None) -> ModelCa
     from {{ cookiecutter.__package }}.config import load_params
     from {{ cookiecutter.__package }}.data import read_prepared, read_schema
     from {{ cookiecutter.__package }}.evaluate import load_model
-    from {{ cookiecutter.__package }}.paths import METRICS_FILE, TEST_FILE, TRAIN_FILE
+    from {{ cookiecutter.__package }}.paths import LOCK_FILE, METRICS_FILE, TEST_FILE, TRAIN_FILE
 
     from .lineage import data_hashes
 
@@ -66,7 +66,7 @@ def collect(root: Path, run_id: str, champion: dict[str, Any] | None) -> ModelCa
     return ModelCardRecord(
         mlflow_run_id=run_id,
         data_source=params.data.path,
-        data_md5=data_hashes(root / "dvc.lock").get(params.data.path, ""),
+        data_md5=data_hashes(root / LOCK_FILE).get(params.data.path, ""),
         task=schema["task"],
         target=schema["target"],
         features=[feature["name"] for feature in schema["features"]],

@@ -26,7 +26,12 @@ from pathlib import Path
 import yaml
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
-from {{ cookiecutter.__package }}.paths import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE
+from {{ cookiecutter.__package }}.paths import (
+    LOCK_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+)
 
 from . import mlflow_client, model_card
 from .artifacts import ReproduceRecord, TrainRecord
@@ -44,9 +49,6 @@ from .lineage import sha256_file
 from .params import ReproduceParams, load_pipeline_params
 from .retrain import imported
 from .settings import load_settings
-
-LOCK_FILE = Path("dvc.lock")
-
 
 # ---- preconditions ---------------------------------------------------------------------------
 

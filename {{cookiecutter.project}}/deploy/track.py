@@ -15,6 +15,7 @@ from pathlib import Path
 
 from {{ cookiecutter.__package }}.errors import ProjectError, run
 from {{ cookiecutter.__package }}.paths import (
+    LOCK_FILE,
     METRICS_FILE,
     MODEL_FILE,
     PARAMS_FILE,
@@ -114,7 +115,7 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 def main() -> None:
     settings = load_settings()
-    for needed in (MODEL_FILE, Path("dvc.lock")):
+    for needed in (MODEL_FILE, LOCK_FILE):
         if not (settings.root / needed).is_file():
             raise ProjectError(f"{needed}: not found; run `make train` (dvc repro) first")
     tags = lineage.collect(settings.root, MODEL_FILE)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
+LOCK_FILE = Path("dvc.lock")  # written by `dvc repro`
 PREPARED = Path("data/prepared")
 TRAIN_FILE = PREPARED / "train.parquet"
 TEST_FILE = PREPARED / "test.parquet"
