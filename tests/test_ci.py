@@ -5,7 +5,6 @@ gitlab-ci-local; template updates with cruft."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
@@ -18,6 +17,16 @@ from pathlib import Path
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
+from helpers.actions import (
+    Event,
+    HostedRunner,
+    Repository,
+    gh_eval,
+    gh_render,
+    gh_truthy,
+    glob_regex,
+    hosted_runner,
+)
 from helpers.gitlab import gitlab_ci_local, job_variables, pipeline_env
 from helpers.gitops import bare_repo
 from helpers.images import base_image_env, local_registry, skopeo_inspect
@@ -599,152 +608,6 @@ def git_accepts(branch: str) -> bool:
     return subprocess.run(check, capture_output=True, check=False).returncode == 0
 
 
-# --- a GitHub Actions expression evaluator (the subset these workflows use) ---------------------
-# docs.github.com "Evaluate expressions in workflows and actions": `||` and `&&` return an operand,
-# `==` compares strings ignoring case and coerces mismatched types to numbers (null and '' are 0),
-# startsWith/endsWith/contains ignore case; falsy are false, 0, '', null (and NaN).
-
-_GH_TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>\|\||&&|==|!=|[!(),.\[\]])"
-    r"|(?P<id>[A-Za-z_][A-Za-z0-9_-]*))"
-)
-
-
-def _gh_tokens(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
-    while pos < len(text.rstrip()):
-        match = _GH_TOKEN.match(text, pos)
-        assert match, f"cannot read {text[pos:]!r}"
-        kind = match.lastgroup
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-def _gh_number(value):
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _gh_truthy(value) -> bool:
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return value not in (None, False, 0, "")
-
-
-def _gh_equal(left, right) -> bool:
-    if isinstance(left, str) and isinstance(right, str):
-        return left.casefold() == right.casefold()
-    return _gh_number(left) == _gh_number(right)
-
-
-_GH_FUNCTIONS = {
-    "startswith": lambda a, b: str(a or "").casefold().startswith(str(b or "").casefold()),
-    "endswith": lambda a, b: str(a or "").casefold().endswith(str(b or "").casefold()),
-    "contains": lambda a, b: str(b or "").casefold() in str(a or "").casefold(),
-    "format": lambda f, *args: re.sub(r"\{(\d+)\}", lambda m: _gh_str(args[int(m[1])]), f),
-}
-
-
-def gh_eval(expression: str, context: dict):
-    tokens = _gh_tokens(expression)
-    pos = 0
-
-    def peek(value=None):
-        if pos < len(tokens) and (value is None or tokens[pos][1] == value):
-            return tokens[pos]
-        return None
-
-    def take(value=None):
-        nonlocal pos
-        token = peek(value)
-        assert token, f"expected {value!r} at {pos} in {expression!r}"
-        pos += 1
-        return token
-
-    def primary():
-        kind, text = take()
-        if text == "(":
-            value = either()
-            take(")")
-            return value
-        if text == "!":
-            return not _gh_truthy(primary())
-        if kind == "str":
-            return text[1:-1].replace("''", "'")
-        if kind == "num":
-            return float(text)
-        if text in ("true", "false", "null"):
-            return {"true": True, "false": False, "null": None}[text]
-        if peek("("):
-            take("(")
-            args = []
-            while not peek(")"):
-                args.append(either())
-                if peek(","):
-                    take(",")
-            take(")")
-            return _GH_FUNCTIONS[text.lower()](*args)
-        value = context.get(text)
-        while peek(".") or peek("["):
-            if take()[1] == ".":
-                key = take()[1]
-            else:
-                key = either()
-                take("]")
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
-
-    def comparison():
-        left = primary()
-        while peek("==") or peek("!="):
-            op = take()[1]
-            equal = _gh_equal(left, primary())
-            left = equal if op == "==" else not equal
-        return left
-
-    def conjunction():
-        left = comparison()
-        while peek("&&"):
-            take()
-            right = comparison()
-            left = right if _gh_truthy(left) else left
-        return left
-
-    def either():
-        left = conjunction()
-        while peek("||"):
-            take()
-            right = conjunction()
-            left = left if _gh_truthy(left) else right
-        return left
-
-    value = either()
-    assert pos == len(tokens), f"unread tokens in {expression!r}"
-    return value
-
-
-def _gh_str(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def gh_render(text, context: dict) -> str:
-    """A workflow value with its `${{ }}` expressions evaluated, as GitHub passes it on."""
-    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: _gh_str(gh_eval(m[1], context)), str(text))
-
-
 def test_the_expression_evaluator_follows_githubs_rules():
     ctx = {"vars": {"A": "x"}, "github": {"ref_name": "Main"}}
     assert gh_eval("vars.MISSING == ''", ctx) is True
@@ -973,26 +836,10 @@ def test_github_deploy_writes_only_while_its_commit_is_the_branch_head(
     assert len(guarded) == 2
     for step in guarded:
         ctx["steps"] = {"current": {"outputs": outputs}}
-        assert _gh_truthy(gh_eval(step["if"], ctx)) == deploys, step
+        assert gh_truthy(gh_eval(step["if"], ctx)) == deploys, step
 
 
 # --- item 6: caches that hit and update ---------------------------------------------------------
-
-
-def _glob_regex(pattern: str) -> re.Pattern:
-    """@actions/glob, as hashFiles() uses it: `**` any directories, `*` within one."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out + r"\Z")
 
 
 def test_github_dvc_cache_is_restored_before_setup_and_keyed_on_what_decides_it(github_project):
@@ -1011,7 +858,7 @@ def test_github_dvc_cache_is_restored_before_setup_and_keyed_on_what_decides_it(
     assert calls, key
     patterns = [p for call in calls for p in re.findall(r"'([^']*)'", call)]
     tracked = run(["git", "ls-files"], github_project, dict(os.environ)).stdout.split()
-    hashed = {f for f in tracked if any(_glob_regex(p).match(f) for p in patterns)}
+    hashed = {f for f in tracked if any(glob_regex(p).match(f) for p in patterns)}
     # What decides the cache's content: params, the pipeline, the data's .dvc files, the code.
     stages = yaml.safe_load((github_project / "dvc.yaml").read_text())["stages"]
     deps = {d for stage in stages.values() for d in stage.get("deps", []) if d in tracked}
@@ -1301,3 +1148,65 @@ def test_gitlab_reproduce_and_later_jobs_run_from_declared_artifacts_alone(
     run([python, "-m", "deploy.model_card"], later, pythonpath)
     card = (later / "build" / "model_card.md").read_text()
     assert "## Reproducibility\n✅ **PASS**" in card, card
+
+
+# --- the done-when on GitHub: push, deploy and teardown on a hosted runner ---------------------
+
+
+def _push_event(runner: HostedRunner, repository: Repository, branch: str) -> Event:
+    sha = runner.git(repository.origin, "rev-parse", f"refs/heads/{branch}")
+    return Event("push", f"refs/heads/{branch}", sha, {"ref": f"refs/heads/{branch}"})
+
+
+def _delete_event(runner: HostedRunner, repository: Repository, branch: str) -> Event:
+    """GitHub runs `delete` workflows on the default branch's head; the payload names the ref."""
+    default = repository.default_branch
+    sha = runner.git(repository.origin, "rev-parse", f"refs/heads/{default}")
+    return Event("delete", f"refs/heads/{default}", sha, {"ref": branch, "ref_type": "branch"})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("gitlab-ci-local")  # the stand-ins' registry; and it is CPU-heavy
+def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
+    tmp_path, model_env, stand_ins
+):
+    """A fresh project as a team starts it on GitHub: pushed to a hostile branch name with only
+    the repository variables the docs name, ci.yml runs job by job on hosted runners (a fresh
+    machine per job, not root, only the artifacts the workflow uploads: helpers/actions.py), and
+    the branch's deletion runs teardown.yml."""
+    registry, base = stand_ins
+    project = bake(tmp_path, ci_provider="github")
+    run(["git", "checkout", "--quiet", "-b", EVIL_BRANCH], project, model_env)
+    with hosted_runner(Path(model_env["UV_CACHE_DIR"])) as runner:
+        gitops = runner.bare_repo("gitops.git")
+        variables = {
+            "GITOPS_REPO": str(gitops),
+            "IMAGE_REPOSITORY": f"{registry}/{project.name}",
+            "BASE_IMAGE": base["BASE_IMAGE"],
+        }
+        repository = runner.repository(project, "octo-org/model", variables, secrets={})
+        ci = workflow(project, "ci.yml")
+        pushed = runner.run(repository, ci, _push_event(runner, repository, EVIL_BRANCH))
+        for job in ("model", "build", "deploy"):
+            assert pushed.jobs[job].result == "success", f"{job}:\n{pushed.jobs[job].text()}"
+        assert pushed.jobs["note"].result == "skipped"  # pull requests only
+
+        env_name = pushed.jobs["model"].outputs["environment"]
+        assert env_name == deploy_tool_env(project, EVIL_BRANCH)
+        root_env = {**model_env, **runner.root_git}
+        assert values_files(gitops, root_env) == [f"envs/{project.name}/{env_name}/values.yaml"]
+        image = json.loads((pushed.artifacts["image"] / "image.json").read_text())
+        assert (
+            skopeo_inspect(f"{image['repository']}@{image['digest']}")["Digest"] == image["digest"]
+        )
+        deploy_log = pushed.jobs["deploy"].text()
+        for label in ("preview:", "mlflow run:", "image:", "values:"):
+            assert label in deploy_log, deploy_log
+
+        runner.git(repository.origin, "branch", "--quiet", "--delete", "--force", EVIL_BRANCH)
+        teardown = workflow(project, "teardown.yml")
+        deleted = runner.run(repository, teardown, _delete_event(runner, repository, EVIL_BRANCH))
+        for job in ("environment", "teardown"):
+            assert deleted.jobs[job].result == "success", f"{job}:\n{deleted.jobs[job].text()}"
+        assert deleted.jobs["environment"].outputs["name"] == env_name
+        assert values_files(gitops, root_env) == []

@@ -1,15 +1,15 @@
 """`make reproduce` (`python -m deploy.reproduce`): retrain the commit from scratch in a clean
 checkout and compare the results with what `make train` produced (and dvc.lock records).
 
-The retraining sees only what git and the DVC cache hold for the commit: a `git clone --shared`
-of HEAD, the raw data checked out by DVC from the workspace's cache, then an empty temporary DVC
-cache, so neither cached outputs nor the run-cache can stand in for training. The one exception
-is an imported source that a scheduled retraining updated (`RETRAIN=true make train`): its new
-pointer, which CI does not commit, replaces the commit's. Predictions on the frozen test split
-and every metric must agree within `reproduce.tolerance`; the model file must be byte-identical
-when `reproduce.strict` is set (deploy/compare.py). The verdict goes to the terminal, to
-build/reproduce.json (a CI artifact), onto the MLflow run of build/lineage.json, and into the
-model card.
+The retraining sees only what git and the DVC cache hold for the commit: a checkout of HEAD that
+borrows the workspace's git objects, the raw data checked out by DVC from the workspace's cache,
+then an empty temporary DVC cache, so neither cached outputs nor the run-cache can stand in for
+training. The one exception is an imported source that a scheduled retraining updated
+(`RETRAIN=true make train`): its new pointer, which CI does not commit, replaces the commit's.
+Predictions on the frozen test split and every metric must agree within `reproduce.tolerance`;
+the model file must be byte-identical when `reproduce.strict` is set (deploy/compare.py). The
+verdict goes to the terminal, to build/reproduce.json (a CI artifact), onto the MLflow run of
+build/lineage.json, and into the model card.
 """
 
 from __future__ import annotations
@@ -95,11 +95,20 @@ def uncommitted_inputs(root: Path, outputs: list[str]) -> list[str]:
 
 
 def clean_checkout(root: Path, commit: str, dest: Path) -> None:
-    # --shared borrows the object store: fast, and any local commit (even a detached CI HEAD)
-    # can be checked out; the user's repository is never written to.
-    run_command(
-        ["git", "clone", "--quiet", "--shared", "--no-checkout", str(root), str(dest)], root
-    )
+    """A repository that borrows the workspace's objects (what `git clone --shared` does), with
+    no refs or config of its own: any local commit (even a detached CI HEAD) can be checked out,
+    and the user's repository is never written to. A clone would also record the workspace's
+    branch in its config, where git writes a quote in the name as `\\"` and Dulwich (DVC's git
+    library) then cannot read the file: branch names are data, kept out of it."""
+
+    def git_path(name: str) -> Path:
+        command = ["git", "rev-parse", "--path-format=absolute", "--git-path", name]
+        return Path(run_command(command, root).strip())
+
+    run_command(["git", "init", "--quiet", str(dest)], root)
+    (dest / ".git" / "objects" / "info" / "alternates").write_text(f"{git_path('objects')}\n")
+    if git_path("shallow").is_file():  # a shallow CI clone: its history ends there
+        shutil.copyfile(git_path("shallow"), dest / ".git" / "shallow")
     run_command(["git", "checkout", "--quiet", "--detach", commit], dest)
 
 

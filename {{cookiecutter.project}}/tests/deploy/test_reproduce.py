@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from deploy import compare, reproduce
+from deploy.commands import run_command
 from deploy.compare import Check
 
 
@@ -116,3 +117,32 @@ def test_the_table_has_one_row_per_check_and_the_report_is_strict_json():
     assert lines[0].split() == ["check", "workspace", "reproduced", "diff", "verdict"]
     assert lines[1].split()[-1] == "FAIL"
     assert json.loads(json.dumps(reproduce.json_number(math.inf))) == "inf"
+
+
+def test_the_clean_checkout_keeps_no_branch_name_dulwich_cannot_read(tmp_path):
+    """git writes a quote in a branch name as `\\"` in a config section header; Dulwich (DVC's git
+    library) reads a `;` or `#` after it as a comment and refuses the file. The clean checkout
+    records no branch, whatever the workspace's."""
+    from dulwich.repo import Repo
+
+    work = tmp_path / "work"
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+    def git(*args: str, cwd=work) -> str:
+        return run_command(["git", *identity, *args], cwd)
+
+    work.mkdir()
+    git("init", "--quiet")
+    (work / "data.txt").write_text("v1\n")
+    git("add", "data.txt")
+    git("commit", "--quiet", "-m", "v1")
+    git("checkout", "--quiet", "-b", 'fix/6"-screen;#2')
+    commit = git("rev-parse", "HEAD").strip()
+    (work / "data.txt").write_text("uncommitted\n")
+
+    checkout = tmp_path / "checkout"
+    reproduce.clean_checkout(work, commit, checkout)
+    Repo(str(checkout)).get_config()  # what failed: "expected trailing ]"
+    assert (checkout / "data.txt").read_text() == "v1\n"
+    assert git("rev-parse", "HEAD", cwd=checkout).strip() == commit
+    assert git("status", "--porcelain", cwd=work).split() == ["M", "data.txt"]  # untouched
