@@ -17,17 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
-from helpers.actions import (
-    Event,
-    HostedRunner,
-    Repository,
-    gh_eval,
-    gh_render,
-    gh_truthy,
-    glob_regex,
-    hosted_runner,
-)
+from helpers.github_expressions import gh_eval, gh_render, gh_truthy, glob_regex
+from helpers.github_runner import Event, HostedRunner, Repository, hosted_runner
 from helpers.gitlab import gitlab_ci_local, job_variables, pipeline_env
+from helpers.gitlab_runner import GitLabLoader, extended, gitlab_runner
 from helpers.gitops import bare_repo
 from helpers.images import base_image_env, local_registry, skopeo_inspect
 from helpers.lint import actionlint_errors, describe, schema_errors, tool, zizmor_findings
@@ -35,13 +28,6 @@ from helpers.project import CACHE, MODEL_VENV, TEMPLATE, bake, copy_project, run
 
 PROVIDERS = ("gitlab", "github", "both")
 WORKFLOWS = {"ci.yml", "teardown.yml", "gc.yml", "rollback.yml"}
-
-
-class GitLabLoader(yaml.SafeLoader):
-    """GitLab's YAML: `!reference` tags are allowed (we use anchors, but parse either)."""
-
-
-GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
 @pytest.fixture(scope="module")
@@ -1086,70 +1072,6 @@ def listed_rows(stdout: str) -> dict[str, str]:
     }
 
 
-# --- item 7 on a runner: a fresh clone with only the declared artifacts ------------------------
-
-
-def _declared_artifacts(project: Path, job: str) -> list[str]:
-    pipeline = yaml.load((project / ".gitlab-ci.yml").read_text(), Loader=GitLabLoader)
-    return pipeline[job]["artifacts"]["paths"]
-
-
-def _fresh_clone(source: Path, where: Path, env: dict[str, str]) -> Path:
-    where.mkdir()
-    run(["git", "clone", "--quiet", str(source), str(where / source.name)], where, env)
-    return where / source.name
-
-
-def _copy_artifacts(paths: list[str], source: Path, clone: Path) -> None:
-    for path in paths:
-        if (source / path).is_dir():
-            shutil.copytree(source / path, clone / path, symlinks=True, dirs_exist_ok=True)
-        elif (source / path).exists():
-            (clone / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / path, clone / path)
-
-
-def _run_tag(project: Path, key: str) -> list[str]:
-    import sqlite3
-
-    with sqlite3.connect(project / "mlflow.db") as db:
-        return [v for (v,) in db.execute("SELECT value FROM tags WHERE key = ?", (key,))]
-
-
-@pytest.mark.slow
-def test_gitlab_reproduce_and_later_jobs_run_from_declared_artifacts_alone(
-    trained_project, model_env, tmp_path
-):
-    """As a runner runs them: each job in a fresh clone with nothing beside it (so no DVC remote
-    either), no cache, and only the artifacts its sources declare. reproduce must find train's
-    DVC objects, and the job after it must get the MLflow run tagged by reproduce."""
-    trained = copy_project(trained_project, tmp_path / "trained")
-    git(trained, model_env, "add", "--all")
-    git(trained, model_env, "commit", "--quiet", "--allow-empty", "-m", "trained")
-    run(["git", "rm", "--quiet", "--cached", "dvc.lock"], trained, model_env)  # never committed
-    git(trained, model_env, "commit", "--quiet", "-m", "no dvc.lock")
-
-    reproducer = _fresh_clone(trained, tmp_path / "reproduce-job", model_env)
-    _copy_artifacts(_declared_artifacts(trained, "train"), trained, reproducer)
-    run(["make", "setup"], reproducer, model_env)
-    run(["make", "reproduce"], reproducer, model_env)
-    assert _run_tag(reproducer, "reproducible") == ["true"]
-
-    later = _fresh_clone(trained, tmp_path / "build-job", model_env)
-    _copy_artifacts(_declared_artifacts(trained, "reproduce"), reproducer, later)
-    run(["make", "setup"], later, model_env)
-    assert _run_tag(later, "reproducible") == ["true"]
-    assert json.loads((later / "build" / "reproduce.json").read_text())["verdict"] == "pass"
-    # The model card's records travel too: rendered in the later job, it has the verdict. (The
-    # embedded store keeps artifacts at absolute paths, the same directory in every CI job but not
-    # in these clones, so the card reproduce logged is not looked for in the copied store.)
-    python = str(MODEL_VENV / "bin" / "python")
-    pythonpath = {**model_env, "PYTHONPATH": f"{later / 'src'}:{later}"}
-    run([python, "-m", "deploy.model_card"], later, pythonpath)
-    card = (later / "build" / "model_card.md").read_text()
-    assert "## Reproducibility\n✅ **PASS**" in card, card
-
-
 # --- the done-when on GitHub: push, deploy and teardown on a hosted runner ---------------------
 
 
@@ -1166,7 +1088,6 @@ def _delete_event(runner: HostedRunner, repository: Repository, branch: str) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("gitlab-ci-local")  # the stand-ins' registry; and it is CPU-heavy
 def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
     tmp_path, model_env, stand_ins
 ):
@@ -1210,3 +1131,63 @@ def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
             assert deleted.jobs[job].result == "success", f"{job}:\n{deleted.jobs[job].text()}"
         assert deleted.jobs["environment"].outputs["name"] == env_name
         assert values_files(gitops, root_env) == []
+
+
+# --- the done-when on GitLab: each job on a fresh machine of its image --------------------------
+
+
+@pytest.mark.slow
+def test_gitlab_feature_branch_jobs_on_fresh_machines_of_their_image(
+    tmp_path, model_env, stand_ins
+):
+    """A fresh project's first push of a branch, each job as GitLab's Docker executor runs it
+    (a fresh clone in the job image's Debian rootfs, only the caches, artifacts and CI/CD
+    variables it gets: helpers/gitlab_runner.py): test -> train -> reproduce -> build -> review,
+    then the manual stop, which removes the preview."""
+    registry, base = stand_ins
+    branch = "feat/fresh-machines"
+    project, gitops = gitlab_project(tmp_path, model_env, branch)
+    origin = bare_repo(tmp_path / "origin.git")
+    git(project, model_env, "push", "--quiet", str(origin), "--all")
+    jobs = listed_jobs(project, {"CI_DEFAULT_BRANCH": "main"}, pipeline_env(model_env))
+    assert jobs == ["test", "template", "train", "reproduce", "build", "review", "stop-review"]
+    variables = {"GITOPS_REPO": str(gitops), "BASE_IMAGE": base["BASE_IMAGE"]}
+    with gitlab_runner(
+        origin=origin, branch=branch, variables=variables, registry=registry, binds=(gitops,)
+    ) as runner:
+        uv_cache = extended(runner.config, "test")["cache"][0]
+        runner.seed_cache(uv_cache, Path(model_env["UV_CACHE_DIR"]), ".cache/uv", runner.predefined)
+        env_name = env_of(project, model_env, branch)
+        values = [f"envs/{project.name}/{env_name}/values.yaml"]
+        for name in jobs:
+            finished = runner.job(name)
+            if name != "template":  # allow_failure, information only
+                assert finished.status == "success", f"{name}:\n{finished.log[-6000:]}"
+            if name == "review":
+                assert values_files(gitops, model_env) == values
+                assert finished.dotenv["PREVIEW_URL"].startswith("http")
+                # reproduce's verdict came with its artifacts (its tagged MLflow store, the DVC
+                # objects): train's DVC cache is train's only.
+                card = (finished.artifacts / "build" / "model_card.md").read_text()
+                assert "## Reproducibility\n✅ **PASS**" in card, card
+        assert values_files(gitops, model_env) == []
+        assert "cache: saved dvc-non_protected" in runner.finished["train"].log
+        # Another unprotected branch trains from that DVC cache (one key for all of them).
+        git(project, model_env, "push", "--quiet", str(origin), f"{branch}:feat/second")
+        with gitlab_runner(
+            origin=origin,
+            branch="feat/second",
+            variables=variables,
+            registry=registry,
+            caches=runner.caches,
+        ) as second:
+            train = second.job("train")
+            assert train.status == "success", train.log[-6000:]
+            assert "cache: restored dvc-non_protected" in train.log
+        image = json.loads(
+            (runner.finished["build"].artifacts / "build" / "image.json").read_text()
+        )
+        assert image["repository"] == f"{registry}/group/project"
+        assert (
+            skopeo_inspect(f"{image['repository']}@{image['digest']}")["Digest"] == image["digest"]
+        )
