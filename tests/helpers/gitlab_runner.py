@@ -39,10 +39,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
 
-from helpers.project import CACHE, IN_CI, exclusive, require_tool, run
+from helpers.project import CACHE, exclusive, require_mount_namespaces, require_tool, run
 
 DEFAULT_IMAGE = re.compile(r"ghcr\.io/astral-sh/uv:(?P<uv>[\d.]+)-python3\.11-bookworm")
 IMAGE_PACKAGES = "python3,git,make,ca-certificates"  # of the image's: what the jobs call
@@ -152,10 +151,7 @@ class GitLabRunner:
         caches: Path | None = None,
         project_path: str = "group/project",
     ):
-        if os.geteuid() != 0:
-            message = "running jobs in their image needs root (mount namespaces)"
-            pytest.fail(message) if IN_CI else pytest.skip(message)
-        require_tool("unshare")
+        require_mount_namespaces("running CI jobs in their image")
         self.root, self.origin, self.branch = root, origin, branch
         self.variables, self.binds = variables, binds
         self.sha = self.git(origin, "rev-parse", f"refs/heads/{branch}")

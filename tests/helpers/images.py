@@ -33,6 +33,7 @@ from helpers.project import (
     QUIET_TOOLS,
     TEMPLATE,
     copy_project,
+    require_mount_namespaces,
     require_tool,
     run,
 )
@@ -254,10 +255,7 @@ def serve_read_only(
     rootfs: Path, config: dict, env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen]:
     """Run the image's entrypoint with its env (plus `env`) on a read-only root, until exit."""
-    if os.geteuid() != 0:
-        message = "running an image needs root (mount and PID namespaces)"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    require_tool("unshare")
+    require_mount_namespaces("running an image")
     variables = dict(item.split("=", 1) for item in config.get("Env", []))
     variables.update(env)
     command = [*config.get("Entrypoint", []), *(config.get("Cmd") or [])]

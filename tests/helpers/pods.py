@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from helpers.project import IN_CI, require_tool
+from helpers.project import require_mount_namespaces, require_tool
 
 # $1 rootfs ("" for the host's), $2 uid:gid, $3 working directory, $4 "host:path ..." volumes;
 # the rest is `env -i VAR=... command args`. The volumes are bound last, onto a root of its own,
@@ -96,10 +94,7 @@ def run_pod(
     """Run `pod`'s containers in a kubelet's order; `volumes` maps each pod volume to a host
     directory, `images` each image to its Image (None: the host's tools stand in for it),
     `secrets` each Secret's data. Returns the containers that ran, in order."""
-    if os.geteuid() != 0:
-        message = "running a pod's containers needs root (mount namespaces)"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    require_tool("unshare")
+    require_mount_namespaces("running a pod's containers")
     security = pod["securityContext"]
     ran = []
     for container in [*pod.get("initContainers", []), *pod["containers"]]:

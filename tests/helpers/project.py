@@ -29,6 +29,20 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def require_mount_namespaces(what: str) -> None:
+    """Root and mount namespaces, which running an image, a pod or a CI job here needs (in a
+    container: a privileged one); skip without them, but fail under CI, naming what is missing."""
+    unshare = require_tool("unshare")
+    probe = subprocess.run(
+        [unshare, "--mount", "true"], capture_output=True, text=True, check=False
+    )
+    if os.geteuid() == 0 and probe.returncode == 0:
+        return
+    why = probe.stderr.strip() or "not root"
+    message = f"{what} needs root and mount namespaces (a privileged container): {why}"
+    pytest.fail(message) if IN_CI else pytest.skip(message)
+
+
 def bake(output_dir: Path, **context: str) -> Path:
     """Generate a project from the template with the given options; returns its directory."""
     return Path(
