@@ -1093,7 +1093,7 @@ def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
 ):
     """A fresh project as a team starts it on GitHub: pushed to a hostile branch name with only
     the repository variables the docs name, ci.yml runs job by job on hosted runners (a fresh
-    machine per job, not root, only the artifacts the workflow uploads: helpers/actions.py), and
+    machine per job, not root, only the artifacts the workflow uploads: helpers/github_runner.py), and
     the branch's deletion runs teardown.yml."""
     registry, base = stand_ins
     project = bake(tmp_path, ci_provider="github")

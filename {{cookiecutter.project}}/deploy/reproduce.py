@@ -98,8 +98,8 @@ def clean_checkout(root: Path, commit: str, dest: Path) -> None:
     """A repository that borrows the workspace's objects (what `git clone --shared` does), with
     no refs or config of its own: any local commit (even a detached CI HEAD) can be checked out,
     and the user's repository is never written to. A clone would also record the workspace's
-    branch in its config, where git writes a quote in the name as `\\"` and Dulwich (DVC's git
-    library) then cannot read the file: branch names are data, kept out of it."""
+    branch in its config, where git writes a quote in the name as `\\"`, after which Dulwich
+    (DVC's git library) takes a `;` or `#` for a comment and cannot read the file."""
 
     def git_path(name: str) -> Path:
         command = ["git", "rev-parse", "--path-format=absolute", "--git-path", name]
