@@ -1093,8 +1093,8 @@ def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
 ):
     """A fresh project as a team starts it on GitHub: pushed to a hostile branch name with only
     the repository variables the docs name, ci.yml runs job by job on hosted runners (a fresh
-    machine per job, not root, only the artifacts the workflow uploads: helpers/github_runner.py), and
-    the branch's deletion runs teardown.yml."""
+    machine per job, not root, only the artifacts the workflow uploads: helpers/github_runner.py),
+    the branch's deletion runs teardown.yml, and a push to the default branch reaches production."""
     registry, base = stand_ins
     project = bake(tmp_path, ci_provider="github")
     run(["git", "checkout", "--quiet", "-b", EVIL_BRANCH], project, model_env)
@@ -1131,6 +1131,14 @@ def test_github_push_deploys_a_preview_and_deleting_the_branch_removes_it(
             assert deleted.jobs[job].result == "success", f"{job}:\n{deleted.jobs[job].text()}"
         assert deleted.jobs["environment"].outputs["name"] == env_name
         assert values_files(gitops, root_env) == []
+
+        # The default branch's push reaches production through the gate.
+        released = runner.run(repository, ci, _push_event(runner, repository, "main"))
+        for job in ("model", "build", "deploy"):
+            assert released.jobs[job].result == "success", f"{job}:\n{released.jobs[job].text()}"
+        assert released.jobs["model"].outputs["environment"] == "production"
+        assert "gate" in released.jobs["deploy"].text().lower()
+        assert values_files(gitops, root_env) == [f"envs/{project.name}/production/values.yaml"]
 
 
 # --- the done-when on GitLab: each job on a fresh machine of its image --------------------------

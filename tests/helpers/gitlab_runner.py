@@ -80,7 +80,7 @@ def job_image(name: str) -> Path:
     uv = require_tool("uv")
     installed = subprocess.run([uv, "--version"], capture_output=True, text=True, check=True)
     assert installed.stdout.split()[1] == match["uv"], (installed.stdout, name)
-    rootfs = CACHE / "job-images" / "uv-python3.11-bookworm"
+    rootfs = CACHE / "job-images" / f"uv-{match['uv']}-python3.11-bookworm"
     with exclusive("job-images"):
         if not rootfs.is_dir():
             require_tool("debootstrap")
