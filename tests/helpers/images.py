@@ -115,11 +115,28 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
+def link_tree(source: Path, target: Path) -> None:
+    """`source` copied as hard links, while other tests' uv may write to it: its temporary
+    entries are left out, and a file gone before it is linked is skipped."""
+    for directory, dirs, files in os.walk(source):
+        here = target / Path(directory).relative_to(source)
+        here.mkdir()
+        links = [d for d in dirs if os.path.islink(os.path.join(directory, d))]
+        dirs[:] = [d for d in dirs if d not in links and not d.startswith(".tmp")]
+        for name in [*files, *links]:
+            if name.startswith(".tmp"):
+                continue
+            try:
+                os.link(os.path.join(directory, name), here / name, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+
+
 def own_uv_cache(source: Path, target: Path, uid: int, gid: int) -> None:
     """A uv cache the builder may use: `source` hard-linked (its files stay root's and read-only
     to the builder, so nothing done through them can change the shared cache), with directories
     of its own and fresh copies of the files uv opens for writing."""
-    subprocess.run(["cp", "-al", str(source), str(target)], check=True, timeout=300)
+    link_tree(source, target)
     for directory, _, files in os.walk(target):
         os.chown(directory, uid, gid)
         for name in files:
