@@ -41,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+from helpers.images import link_tree
 from helpers.project import CACHE, exclusive, require_mount_namespaces, require_tool, run
 
 DEFAULT_IMAGE = re.compile(r"ghcr\.io/astral-sh/uv:(?P<uv>[\d.]+)-python3\.11-bookworm")
@@ -329,7 +330,7 @@ class GitLabRunner:
         """A cache entry as an earlier pipeline would have left it (`content` at `path`)."""
         target = self.caches / self.cache_key(cache.get("key"), variables) / path
         target.parent.mkdir(parents=True)
-        copy_linked(content, target)
+        link_tree(content, target)  # the session's cache, which other tests' uv may write to
 
     def keep_artifacts(self, finished: Finished, job: dict, workspace: Path) -> None:
         artifacts = job.get("artifacts") or {}
