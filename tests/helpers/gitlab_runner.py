@@ -330,7 +330,7 @@ class GitLabRunner:
         """A cache entry as an earlier pipeline would have left it (`content` at `path`)."""
         target = self.caches / self.cache_key(cache.get("key"), variables) / path
         target.parent.mkdir(parents=True)
-        link_tree(content, target)  # the session's cache, which other tests' uv may write to
+        copy_linked(content, target)
 
     def keep_artifacts(self, finished: Finished, job: dict, workspace: Path) -> None:
         artifacts = job.get("artifacts") or {}
@@ -355,10 +355,10 @@ class GitLabRunner:
 
 def copy_linked(source: Path, target: Path) -> None:
     """`source` (a file or a directory) at `target`, files hard-linked."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
-        subprocess.run(["cp", "-al", f"{source}/.", str(target)], check=True)
+        link_tree(source, target)
     else:
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)
 
 

@@ -116,11 +116,11 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
 
 
 def link_tree(source: Path, target: Path) -> None:
-    """`source` copied as hard links, while other tests' uv may write to it: its temporary
-    entries are left out, and a file gone before it is linked is skipped."""
+    """`source` copied into `target` as hard links, safe while other tests' uv write to it:
+    its temporary entries are left out, and a file gone before it is linked is skipped."""
     for directory, dirs, files in os.walk(source):
         here = target / Path(directory).relative_to(source)
-        here.mkdir()
+        here.mkdir(parents=True, exist_ok=True)
         links = [d for d in dirs if os.path.islink(os.path.join(directory, d))]
         dirs[:] = [d for d in dirs if d not in links and not d.startswith(".tmp")]
         for name in [*files, *links]:
