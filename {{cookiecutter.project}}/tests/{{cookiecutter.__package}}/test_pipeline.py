@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import tiny_frame, write_workspace
+from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
 from {{ cookiecutter.__package }} import evaluate, features, prepare, train
-from {{ cookiecutter.__package }}.config import load_params
+from {{ cookiecutter.__package }}.config import DataParams, load_params
 from {{ cookiecutter.__package }}.errors import ProjectError
 from {{ cookiecutter.__package }}.model import ESTIMATORS
 from {{ cookiecutter.__package }}.paths import METRICS_FILE, MODEL_FILE, SCHEMA_FILE
@@ -33,6 +34,18 @@ def test_schema_describes_numeric_and_categorical_columns(workspace: Path) -> No
     city = next(f for f in schema["features"] if f["name"] == "city")
     assert city["categories"] == ["lyon", "nice", "paris"]
     assert schema["target"] == "label"
+
+
+@pytest.mark.parametrize("labels", [["yes", "no", "maybe"], [3, 1, 2]])
+def test_the_split_is_sklearns_stratified_split_on_the_labels(labels: list) -> None:
+    # prepare stratifies on the labels' sorted codes: the rows must be those of the labels' split.
+    frame = pd.DataFrame({"x": range(90), "label": (labels * 30)[::-1]})
+    params = DataParams(path="x.csv", target="label", task="classification", test_size=0.3)
+    train_rows, test_rows = prepare.split_rows(frame, params)
+    train, test = train_test_split(
+        frame, test_size=0.3, random_state=params.seed, stratify=frame["label"]
+    )
+    assert train_rows.tolist() == sorted(train.index) and test_rows.tolist() == sorted(test.index)
 
 
 def test_training_learns_the_signal(workspace: Path) -> None:
