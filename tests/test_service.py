@@ -128,6 +128,18 @@ def test_predict_batch_matches_in_process(server: str, reference: dict[str, Any]
     assert answer["model_version"] == reference["lineage"]["model_version"]
 
 
+def test_predict_columns_matches_in_process(server: str, reference: dict[str, Any]) -> None:
+    names = [feature["name"] for feature in reference["schema"]["features"]]
+    columns = {name: [record[name] for record in reference["records"]] for name in names}
+    status, answer = post_json(f"{server}/predict_columns", {"columns": columns})
+    assert status == 200, answer
+    assert answer["predictions"] == reference["predictions"]
+    assert answer["model_version"] == reference["lineage"]["model_version"]
+    for index, expected in enumerate(reference["probabilities"] or []):
+        got = [answer["probabilities"][label][index] for label in reference["classes"]]
+        assert got == pytest.approx(expected, rel=1e-9)
+
+
 def test_readme_curl_example_works(
     server: str, bento_project: tuple[Path, dict[str, str]], reference: dict[str, Any]
 ) -> None:
@@ -322,6 +334,11 @@ def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
     def body(**changes: Any) -> bytes:
         return json.dumps({**good, **changes}).encode()
 
+    def columns(record: dict[str, Any], **changes: Any) -> bytes:
+        """The record as a one-row columnar batch, some columns replaced."""
+        values = {name: [value] for name, value in record.items()}
+        return json.dumps({"columns": {**values, **changes}}).encode()
+
     missing = {key: value for key, value in good.items() if key != first}
     cases = [
         ("malformed JSON", "predict", b'{"' + first.encode() + b'": ', "json_invalid"),
@@ -348,6 +365,20 @@ def bad_inputs(reference: dict[str, Any]) -> list[tuple[str, str, bytes, str]]:
             "records",
         ),
         ("oversized body", "predict", b" " * (MAX_BODY_BYTES + 1), "limit"),
+        (
+            "columns of unequal length",
+            "predict_columns",
+            columns(good, **{first: [None] * 2}),
+            first,
+        ),
+        ("column missing", "predict_columns", columns(missing), first),
+        ("column not a list", "predict_columns", columns(good, **{first: 5}), first),
+        (
+            "extreme value in a column",
+            "predict_columns",
+            columns(good, **{numeric: [1e308]}),
+            f"columns.{numeric}[0]",
+        ),
     ]
     categorical = [f for f in schema["features"] if f["kind"] == "categorical"]
     if categorical:

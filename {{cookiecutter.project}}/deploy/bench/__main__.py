@@ -3,7 +3,7 @@ usual alternatives, single records and batches.
 
 On the same model and machine, in one run, POSTs (wrk + post.lua) of one record at 1, 8 and 32
 concurrent clients, and of BATCH records to /predict_batch at 1 and 2 clients, against: the
-Bento (`bentoml serve`), `mlflow models serve` on the same registered model version (single
+Bento (`bentoml serve`; also the same rows as columns to its /predict_columns), `mlflow models serve` on the same registered model version (single
 records only), a plain FastAPI + uvicorn app calling the pipeline on a DataFrame, a FastAPI app
 calling the service's own model code (the fast path: what is left is the serving stack's cost),
 and finally in-process predict on the same rows as the service calls it (the ceiling, one
@@ -44,6 +44,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = [int(n) for n in os.environ.get("BENCH_CLIENTS", "1 8 32").split()]
 BATCH_CLIENTS = [int(n) for n in os.environ.get("BENCH_BATCH_CLIENTS", "1 2").split()]
 BATCH = 1000  # records per /predict_batch request: the service's default SERVICE_MAX_BATCH
+# The same batch as columns: the Bento's /predict_columns, and in process from those columns.
+BENTO_COLUMNS, IN_PROCESS_COLUMNS = "bento (columns)", "in-process (columns)"
 WARMUP_SECONDS = int(os.environ.get("BENCH_WARMUP_SECONDS", "3"))
 STARTUP_TIMEOUT = 120
 
@@ -155,7 +157,9 @@ def measure(
     return rows
 
 
-def in_process(predict: Callable[[], Any], records: int) -> dict[str, Any]:
+def in_process(
+    predict: Callable[[], Any], records: int, name: str = "in-process"
+) -> dict[str, Any]:
     """The ceiling: the model alone as the service calls it, on one request's rows, one thread."""
     timings = []
     cpu_start = time.process_time()
@@ -166,7 +170,7 @@ def in_process(predict: Callable[[], Any], records: int) -> dict[str, Any]:
         timings.append(time.perf_counter() - start)
     quantiles = statistics.quantiles(timings, n=100)
     return {
-        "server": "in-process",
+        "server": name,
         "records": records,
         "clients": 1,
         "rps": len(timings) / sum(timings),
@@ -232,6 +236,13 @@ def goals(rows: list[dict[str, Any]]) -> str:
             0.5,
             "x",
         ),
+        (
+            f"the same for {BATCH} rows as columns (/predict_columns), against in-process on them",
+            ratio(BENTO_COLUMNS, IN_PROCESS_COLUMNS, BATCH, 1),
+            ">=",
+            0.5,
+            "x",
+        ),
     ]
     lines = ["| goal | target | measured | |", "|---|---|---:|---|"]
     for goal, value, op, bound, unit in checks:
@@ -273,6 +284,10 @@ def main() -> None:
     bodies = {
         "record": {"path": "bench-record.json", "data": example},
         "batch": {"path": "bench-batch.json", "data": {"records": records}},
+        "columns": {
+            "path": "bench-columns.json",
+            "data": {"columns": {name: [r[name] for r in records] for name in api.columns}},
+        },
         "mlflow": {
             "path": "bench-mlflow.json",
             "data": {
@@ -292,9 +307,12 @@ def main() -> None:
             base = health.rsplit("/", 1)[0]
             if name == "mlflow serve":
                 return measure(name, f"{base}/invocations", body["mlflow"], pid, CLIENTS)
-            return measure(name, f"{base}/predict", body["record"], pid, CLIENTS) + measure(
-                name, f"{base}/predict_batch", body["batch"], pid, BATCH_CLIENTS, BATCH
-            )
+            rows = measure(name, f"{base}/predict", body["record"], pid, CLIENTS)
+            rows += measure(name, f"{base}/predict_batch", body["batch"], pid, BATCH_CLIENTS, BATCH)
+            if name == "bento":
+                url = f"{base}/predict_columns"
+                rows += measure(BENTO_COLUMNS, url, body["columns"], pid, BATCH_CLIENTS, BATCH)
+            return rows
 
     print(
         f"bento {built.tag} (model {built.model_name} v{built.model_version}), "
@@ -350,10 +368,19 @@ def main() -> None:
         ]
         rows += peer(name, fastapi_cmd, f"http://127.0.0.1:{port}/health", env)
 
+    numeric = api.numeric
     for data in ([example], records):
         batch = api.rows([api.Record.model_validate(record) for record in data])
         # The rows to arrays as the service does it (once), the preprocessing and the model.
-        rows.append(in_process(lambda b=batch: method(prepare(Inputs(b, api.numeric))), len(batch)))
+        rows.append(
+            in_process(lambda b=batch: method(prepare(Inputs.from_rows(b, numeric))), len(batch))
+        )
+    columns = api.column_values(api.ColumnBatch.model_validate(bodies["columns"]["data"]))
+
+    def columnar() -> Any:
+        return method(prepare(Inputs.from_columns(columns, numeric)))
+
+    rows.append(in_process(columnar, BATCH, IN_PROCESS_COLUMNS))
     print(
         f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews results)"
     )

@@ -2,8 +2,8 @@
 (`uvicorn --factory deploy.bench.fastapi_app:<name>`):
 
 - `plain`: the pipeline called the obvious way, on a DataFrame;
-- `fastpath`: the service's own model call (`Model.run_model` of service.py: range guard, NumPy
-  fast path, metrics), so that its figures against the Bento's are the serving stack's cost.
+- `fastpath`: the service's own model call (`Model.predict_records` of service.py: range guard,
+  NumPy fast path, metrics), so that its figures against the Bento's are the serving stack's cost.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from {{ cookiecutter.__package }} import service
 from {{ cookiecutter.__package }}.serving.api import lineage, load_model
 from {{ cookiecutter.__package }}.serving.fastpath import to_frame
+from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
 api = service.API
 Predict = Callable[[list[Any]], list[dict[str, Any]]]
@@ -46,7 +47,7 @@ def plain() -> FastAPI:
     classes = [str(label) for label in labels]
 
     def run_model(records: list[Any]) -> list[dict[str, Any]]:
-        frame = to_frame(api.rows(records), api.columns, api.numeric)
+        frame = to_frame(Inputs.from_rows(api.rows(records), api.numeric), api.columns)
         if not api.is_classifier:
             return [{"prediction": float(value)} for value in model.predict(frame).tolist()]
         return [
@@ -63,4 +64,4 @@ def plain() -> FastAPI:
 def fastpath() -> FastAPI:
     # The service class itself, outside BentoML: its __init__ loads the model and the fast path.
     model = service.Model.inner()
-    return serve(model.run_model, model.lineage.model_version)
+    return serve(model.predict_records, model.lineage.model_version)

@@ -75,7 +75,7 @@ def test_values_are_counted_in_their_training_bin() -> None:
     registry = CollectorRegistry()
     metrics = PredictionMetrics(AGE_CITY_SCHEMA, built, registry)
     rows = [[-5.0, "lyon"], [99.0, None], [None, "paris"]]
-    metrics.observe(Inputs(rows, NUMERIC), ["no", "yes", "no"], np.full(3, 0.9))
+    metrics.observe(Inputs.from_rows(rows, NUMERIC), ["no", "yes", "no"], np.full(3, 0.9))
     bins = samples(registry, "model_feature_bin_total")
     assert bins[(("bin", "0"), ("feature", "age"))] == 1
     assert bins[(("bin", "9"), ("feature", "age"))] == 1
@@ -95,7 +95,7 @@ def test_hostile_values_never_become_label_values() -> None:
     allowed = {"age", "city", "no", "yes", "lyon", "paris", OTHER, *map(str, range(10))}
     before = {name: len(samples(registry, name)) for name in ("model_feature_bin_total",)}
     rows = [[1.0, value] for value in HOSTILE]
-    metrics.observe(Inputs(rows, NUMERIC), HOSTILE, np.full(len(HOSTILE), 0.5))
+    metrics.observe(Inputs.from_rows(rows, NUMERIC), HOSTILE, np.full(len(HOSTILE), 0.5))
     values = {
         value
         for metric in registry.collect()

@@ -54,7 +54,8 @@ def test_fast_path_equals_the_pipeline(task: str, model: str) -> None:
     pipeline = fitted(task, model)
     transform = compile_transform(pipeline, COLUMNS, NUMERIC)
     assert transform is not None, "the pipeline model.py builds must get the fast path"
-    frame, inputs = to_frame(rows(), COLUMNS, NUMERIC), Inputs(rows(), NUMERIC)
+    inputs = Inputs.from_rows(rows(), NUMERIC)
+    frame = to_frame(inputs, COLUMNS)
     assert np.array_equal(transform(inputs), pipeline[0].transform(frame))
     estimator = pipeline[-1]
     assert np.array_equal(estimator.predict(transform(inputs)), pipeline.predict(frame))
@@ -72,8 +73,8 @@ def test_all_numeric_data_gets_the_fast_path() -> None:
     transform = compile_transform(pipeline, COLUMNS[:2], NUMERIC[:2])
     assert transform is not None
     numbers = [row[:2] for row in rows()]
-    frame = to_frame(numbers, COLUMNS[:2], NUMERIC[:2])
-    assert np.array_equal(transform(Inputs(numbers, NUMERIC[:2])), pipeline[0].transform(frame))
+    inputs = Inputs.from_rows(numbers, NUMERIC[:2])
+    assert np.array_equal(transform(inputs), pipeline[0].transform(to_frame(inputs, COLUMNS[:2])))
 
 
 def test_an_unknown_pipeline_gets_no_fast_path() -> None:
@@ -91,7 +92,8 @@ def test_probe_rows_cover_levels_and_nulls() -> None:
 
 
 def test_frame_has_training_columns_and_dtypes() -> None:
-    frame = to_frame([[42.0, 51.5, "paris"], [None, None, None]], COLUMNS, NUMERIC)
+    inputs = Inputs.from_rows([[42.0, 51.5, "paris"], [None, None, None]], NUMERIC)
+    frame = to_frame(inputs, COLUMNS)
     assert list(frame.columns) == COLUMNS
     assert [str(dtype) for dtype in frame.dtypes] == ["float64", "float64", "object"]
     assert frame["city"].tolist()[0] == "paris" and math.isnan(frame["city"].tolist()[1])
@@ -99,6 +101,6 @@ def test_frame_has_training_columns_and_dtypes() -> None:
 
 
 def test_all_numeric_frame_is_one_float_block() -> None:
-    frame = to_frame([[1.0, None, 2.0]], ["a", "b", "c"], [True, True, True])
+    frame = to_frame(Inputs.from_rows([[1.0, None, 2.0]], [True] * 3), ["a", "b", "c"])
     assert [str(dtype) for dtype in frame.dtypes] == ["float64"] * 3
     assert math.isnan(frame.iloc[0, 1]) and frame.iloc[0, 2] == 2.0

@@ -11,7 +11,12 @@ from {{ cookiecutter.__package }}.config import TrainParams
 from {{ cookiecutter.__package }}.data import features_and_target
 from {{ cookiecutter.__package }}.model import ESTIMATORS, build_pipeline
 from {{ cookiecutter.__package }}.serving.fastpath import to_frame
-from {{ cookiecutter.__package }}.serving.guard import MAX_SCALED, check_range, input_limits
+from {{ cookiecutter.__package }}.serving.guard import (
+    COLUMN_FIELD,
+    MAX_SCALED,
+    check_range,
+    input_limits,
+)
 from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
 MODELS = [(task, model) for task, models in ESTIMATORS.items() for model in models]
@@ -32,8 +37,8 @@ def test_extreme_floats_overflow_the_pipeline_and_are_refused_by_field(task, mod
     pipeline = fitted(task, model)
     rows = [[40.0, 50.0, "paris"], [40.0, 1.7e308, "lyon"]]
     # The scaler overflows to inf; most estimators then raise "Input X contains infinity" (500).
-    assert np.isinf(pipeline[0].transform(to_frame(rows, COLUMNS, NUMERIC))).any()
-    refused = check_range(Inputs(rows, NUMERIC), COLUMNS, input_limits(pipeline, COLUMNS))
+    assert np.isinf(pipeline[0].transform(to_frame(Inputs.from_rows(rows, NUMERIC), COLUMNS))).any()
+    refused = check_range(Inputs.from_rows(rows, NUMERIC), COLUMNS, input_limits(pipeline, COLUMNS))
     assert refused is not None and refused.startswith("records[1].income k$: 1.7e+308 ")
 
 
@@ -43,8 +48,8 @@ def test_values_up_to_the_limit_predict_finite_numbers(task, model) -> None:
     limits = input_limits(pipeline, COLUMNS)
     assert set(limits) == {0, 1}
     rows = [[limits[0], -limits[1], None], [None, None, "nice"]]
-    assert check_range(Inputs(rows, NUMERIC), COLUMNS, limits) is None
-    frame = to_frame(rows, COLUMNS, NUMERIC)
+    assert check_range(Inputs.from_rows(rows, NUMERIC), COLUMNS, limits) is None
+    frame = to_frame(Inputs.from_rows(rows, NUMERIC), COLUMNS)
     predicted = (
         pipeline.predict_proba(frame) if task == "classification" else pipeline.predict(frame)
     )
@@ -52,5 +57,7 @@ def test_values_up_to_the_limit_predict_finite_numbers(task, model) -> None:
 
 
 def test_a_pipeline_without_a_scaler_gets_the_plain_limit() -> None:
-    rows = [[2 * MAX_SCALED, 1.0, "paris"]]
-    assert check_range(Inputs(rows, NUMERIC), COLUMNS, {}).startswith("records[0].age: 2e+30 ")
+    inputs = Inputs.from_rows([[2 * MAX_SCALED, 1.0, "paris"]], NUMERIC)
+    assert check_range(inputs, COLUMNS, {}).startswith("records[0].age: 2e+30 ")
+    columnar = check_range(inputs, COLUMNS, {}, COLUMN_FIELD)
+    assert columnar.startswith("columns.age[0]: 2e+30 ")

@@ -67,10 +67,10 @@ def test_a_batch_counts_as_its_records_one_by_one(task: str) -> None:
     spec = {**schema(task), "classes": ["no", "yes"]} if task == "classification" else schema(task)
     rows, labels, scores = requests(task, 1000)
     batch, single = CollectorRegistry(), CollectorRegistry()
-    PredictionMetrics(spec, PROFILE, batch).observe(Inputs(rows, NUMERIC), labels, scores)
+    PredictionMetrics(spec, PROFILE, batch).observe(Inputs.from_rows(rows, NUMERIC), labels, scores)
     one_by_one = PredictionMetrics(spec, PROFILE, single)
     for r, row in enumerate(rows):
-        one_by_one.observe(Inputs([row], NUMERIC), labels[r : r + 1], scores[r : r + 1])
+        one_by_one.observe(Inputs.from_rows([row], NUMERIC), labels[r : r + 1], scores[r : r + 1])
     assert_same(values(batch), values(single))
     assert values(batch)[("model_prediction_score_count", ())] == 1000
     assert sum(v for (name, _), v in values(batch).items() if name == "model_feature_bin_total")

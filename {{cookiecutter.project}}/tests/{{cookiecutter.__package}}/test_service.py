@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.__package }}.serving.api import prediction_model
+from {{ cookiecutter.__package }}.serving.api import column_predictions_model, prediction_model
 from {{ cookiecutter.__package }}.serving.guard import RequestGuard
 from {{ cookiecutter.__package }}.serving.runtime import MAX_BATCH
 
@@ -114,11 +114,47 @@ def test_batch_bounds(service: ModuleType) -> None:
     assert len(service.Batch.model_validate({"records": [RECORD] * 3}).records) == 3
 
 
+COLUMNS = {"age": [42.0, None], "income k$": [51.5, 60.0], "city": ["paris", None]}
+
+
+def test_a_columnar_batch_gives_its_values_in_column_order(service: ModuleType) -> None:
+    backwards = json.dumps({"columns": dict(reversed(COLUMNS.items()))})
+    batch = service.ColumnBatch.model_validate_json(backwards)
+    assert service.API.column_values(batch) == list(COLUMNS.values())
+
+
+@pytest.mark.parametrize(
+    ("columns", "kind", "loc"),
+    [
+        ({**COLUMNS, "age": [1.0]}, "value_error", ("columns",)),  # lengths differ
+        ({**COLUMNS, "age": []}, "too_short", ("columns", "age")),
+        ({**COLUMNS, "city": ["paris", "rome"]}, "literal_error", ("columns", "city", 1)),
+        ({**COLUMNS, "age": ["42", 1.0]}, "float_type", ("columns", "age", 0)),
+        ({k: v for k, v in COLUMNS.items() if k != "city"}, "missing", ("columns", "city")),
+        ({**COLUMNS, "label": ["yes", "no"]}, "extra_forbidden", ("columns", "label")),
+    ],
+)
+def test_a_bad_columnar_batch_names_the_column(
+    service: ModuleType, columns: dict, kind: str, loc: tuple
+) -> None:
+    [error] = errors(service.ColumnBatch, {"columns": columns})
+    assert (error["type"], error["loc"]) == (kind, loc)
+    if kind == "value_error":
+        assert "same number of values: 'income k$' has 2, 'age' has 1" in error["msg"]
+
+
+def test_columns_are_bounded_by_the_batch_limit(service: ModuleType) -> None:
+    too_many = {name: values[:1] * (MAX_BATCH + 1) for name, values in COLUMNS.items()}
+    assert errors(service.ColumnBatch, {"columns": too_many})[0]["type"] == "too_long"
+
+
 def test_regression_schema_has_no_probabilities() -> None:
     regression = {**SCHEMA, "task": "regression"}
     del regression["classes"]
     assert set(prediction_model(regression).model_fields) == {"prediction"}
     assert set(prediction_model(SCHEMA).model_fields) == {"prediction", "probabilities"}
+    columnar = column_predictions_model(regression).model_fields
+    assert set(columnar) == {"predictions", "model_version"}
 
 
 async def guard(chunks: list[bytes], headers: list) -> tuple[list, list]:

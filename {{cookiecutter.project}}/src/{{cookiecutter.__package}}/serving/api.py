@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from .inputs import Rows
+from .inputs import Columns, Rows
 
 # The package is the project name with '-' -> '_'; project names never contain '_' (DNS label),
 # so the inverse is exact. `make bento` stores the model under the project name.
@@ -84,6 +84,41 @@ def batch_model(record: type[BaseModel], max_batch: int) -> type[BaseModel]:
     return create_model("Batch", __config__=ConfigDict(extra="forbid"), records=(records, Field()))
 
 
+def columns_model(schema: dict[str, Any], max_batch: int) -> type[BaseModel]:
+    """A columnar batch: `{"columns": {"<feature>": [value, ...], ...}}`, every feature required,
+    each a list of 1..max_batch values (null allowed) and all of the same length. A tenth of the
+    records' parsing cost: the body holds no key per value and no object per row."""
+
+    names = [feature["name"] for feature in schema["features"]]
+
+    def same_length(columns: BaseModel) -> BaseModel:
+        values = columns.__dict__.values()
+        lengths = {name: len(column) for name, column in zip(names, values, strict=True)}
+        first, count = next(iter(lengths.items()))
+        for name, length in lengths.items():
+            if length != count:
+                raise ValueError(
+                    f"every column needs the same number of values: {name!r} has {length}, "
+                    f"{first!r} has {count}"
+                )
+        return columns
+
+    length = Field(min_length=1, max_length=max_batch)
+    fields: dict[str, Any] = {
+        f"f{index}": (Annotated[list[feature_type(feature)], length], Field(alias=feature["name"]))  # type: ignore[misc]
+        for index, feature in enumerate(schema["features"])
+    }
+    columns = create_model(
+        "Columns",
+        __config__=ConfigDict(extra="forbid", serialize_by_alias=True),
+        __validators__={"same_length": model_validator(mode="after")(same_length)},
+        **fields,
+    )
+    return create_model(
+        "ColumnBatch", __config__=ConfigDict(extra="forbid"), columns=(columns, Field())
+    )
+
+
 def label_type(schema: dict[str, Any]) -> Any:
     """Type of one prediction: a class label for classifiers, a number for regressors."""
     if schema["task"] == "classification":
@@ -99,6 +134,15 @@ def prediction_model(schema: dict[str, Any]) -> type[BaseModel]:
     return create_model("Prediction", **fields)
 
 
+def column_predictions_model(schema: dict[str, Any]) -> type[BaseModel]:
+    """A columnar batch's answer: the predictions in row order; classifiers add, per class label,
+    the probabilities in row order; and the model version."""
+    fields: dict[str, Any] = {"predictions": (list[label_type(schema)], Field())}  # type: ignore[misc]
+    if schema["task"] == "classification":
+        fields["probabilities"] = (dict[str, list[float]], Field())
+    return create_model("ColumnPredictions", **fields, model_version=(str, Field()))
+
+
 @dataclass(frozen=True)
 class Api:
     """Everything the service derives from one schema."""
@@ -109,6 +153,8 @@ class Api:
     Prediction: type[BaseModel]
     SinglePrediction: type[BaseModel]  # a Prediction and the model version
     Predictions: type[BaseModel]  # a batch's predictions and the model version
+    ColumnBatch: type[BaseModel]
+    ColumnPredictions: type[BaseModel]
 
     @property
     def columns(self) -> list[str]:
@@ -131,6 +177,11 @@ class Api:
         """
         return [list(record.__dict__.values()) for record in records]
 
+    def column_values(self, batch: BaseModel) -> Columns:
+        """A validated columnar batch's value lists in the training column order (fields f0,
+        f1, ..., as for rows)."""
+        return list(batch.columns.__dict__.values())  # type: ignore[attr-defined]
+
 
 def derive(schema: dict[str, Any], max_batch: int) -> Api:
     record = record_model(schema)
@@ -147,6 +198,8 @@ def derive(schema: dict[str, Any], max_batch: int) -> Api:
         Predictions=create_model(
             "Predictions", predictions=(list[prediction], Field()), model_version=version
         ),
+        ColumnBatch=columns_model(schema, max_batch),
+        ColumnPredictions=column_predictions_model(schema),
     )
 
 

@@ -28,21 +28,20 @@ Transform = Callable[[Inputs], np.ndarray]  # a request's inputs -> the matrix t
 PROBE_ROWS = 16
 
 
-def to_frame(rows: Rows, columns: list[str], numeric: list[bool]) -> pd.DataFrame:
-    """The rows as the DataFrame the pipeline was trained on: same columns, same order.
+def to_frame(inputs: Inputs, columns: list[str]) -> pd.DataFrame:
+    """The inputs as the DataFrame the pipeline was trained on: same columns, same order.
 
     Numeric columns are float64 (null -> NaN); categorical ones object with NaN for null, as in
     training (pandas 3 would otherwise infer its `str` dtype). An all-numeric frame is built as
     one float block: several times faster to build and for the pipeline to index.
     """
-    if all(numeric):
-        return pd.DataFrame(np.array(rows, dtype=np.float64), columns=columns)
+    if not inputs.categories:
+        return pd.DataFrame(inputs.numbers.copy(), columns=columns)  # writable, as the pipeline's
     data = {}
-    for column, is_numeric, values in zip(columns, numeric, zip(*rows, strict=True), strict=True):
-        if is_numeric:
-            data[column] = np.array(values, dtype=np.float64)
-        else:
-            data[column] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+    for j, i in enumerate(inputs.numeric_index):
+        data[columns[i]] = inputs.numbers[:, j].copy()
+    for values, i in zip(inputs.categories, inputs.categorical_index, strict=True):
+        data[columns[i]] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
     return pd.DataFrame(data, columns=columns, copy=False)
 
 
@@ -105,7 +104,7 @@ def _categorical(steps: Pipeline, index: list[int], numeric: list[bool]) -> Tran
     positions = [_kind_index(numeric, False).index(i) for i in index]  # in Inputs.categories
 
     def transform(inputs: Inputs) -> np.ndarray:
-        encoded = np.zeros((len(inputs.rows), width), dtype=encoder.dtype)
+        encoded = np.zeros((len(inputs), width), dtype=encoder.dtype)
         for j, position in enumerate(positions):
             # Null is the imputed level; an unknown level (-1) encodes as all zeros.
             get, imputed = lookups[j].get, lookups[j].get(fills[j], -1)
@@ -181,9 +180,9 @@ def compile_transform(
         def transform(inputs: Inputs) -> np.ndarray:
             return np.hstack([block(inputs) for block in blocks])
 
-        rows = probe_rows(preprocess, columns, numeric)
-        expected = preprocess.transform(to_frame(rows, columns, numeric))
-        got = transform(Inputs(rows, numeric))
+        probe = Inputs.from_rows(probe_rows(preprocess, columns, numeric), numeric)
+        expected = preprocess.transform(to_frame(probe, columns))
+        got = transform(probe)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         return None  # a structure this module does not know: the pipeline itself serves
     if got.dtype != expected.dtype or not np.array_equal(got, expected, equal_nan=True):
@@ -201,6 +200,6 @@ def model_input(
         return pipeline[-1], transform
 
     def frame(inputs: Inputs) -> pd.DataFrame:
-        return to_frame(inputs.rows, columns, numeric)
+        return to_frame(inputs, columns)
 
     return pipeline, frame

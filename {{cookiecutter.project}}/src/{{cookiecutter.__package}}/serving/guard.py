@@ -96,8 +96,14 @@ def input_limits(pipeline: Any, columns: list[str]) -> dict[int, float]:
     return limits
 
 
-def check_range(inputs: Inputs, columns: list[str], limits: dict[int, float]) -> str | None:
-    """The first numeric value outside its column's limit, as `records[i].field: ...`, or None."""
+RECORD_FIELD = "records[{row}].{column}"  # where a value is, in the body of a records request
+COLUMN_FIELD = "columns.{column}[{row}]"  # and in a columnar one
+
+
+def check_range(
+    inputs: Inputs, columns: list[str], limits: dict[int, float], field: str = RECORD_FIELD
+) -> str | None:
+    """The first numeric value outside its column's limit, named as `field` says, or None."""
     index, values = inputs.numeric_index, inputs.numbers
     if not values.size:
         return None
@@ -108,6 +114,6 @@ def check_range(inputs: Inputs, columns: list[str], limits: dict[int, float]) ->
         return None
     r, j = (int(k) for k in np.argwhere(over)[0])
     return (
-        f"records[{r}].{columns[index[j]]}: {float(values[r, j])!r} is out of the range this model "
-        f"computes with (|value| <= {bound[j]:.3g})"
+        f"{field.format(row=r, column=columns[index[j]])}: {float(values[r, j])!r} is out of the "
+        f"range this model computes with (|value| <= {bound[j]:.3g})"
     )
