@@ -1,10 +1,16 @@
 """The scikit-learn Pipeline: derived features, imputation and encoding by column kind, then
-the estimator. Add an estimator to ESTIMATORS to make it a choice of params.yaml train.model."""
+the estimator. Add an estimator to ESTIMATORS to make it a choice of params.yaml train.model.
+
+Histogram gradient boosting bins the numbers, routes missing values and splits on categories
+itself: it gets the numeric columns as they are and the categorical ones as ordinal codes marked
+categorical, which fits several times faster and in a fraction of the memory of a one-hot matrix.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from sklearn.base import is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -16,7 +22,7 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from .config import TrainParams
 from .errors import ProjectError
@@ -79,7 +85,24 @@ def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
 
     numeric = [f["name"] for f in schema["features"] if f["kind"] == "numeric"] + list(DERIVED)
     categorical = [f["name"] for f in schema["features"] if f["kind"] == "categorical"]
-    preprocess = ColumnTransformer(
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        preprocess = native_preprocess(numeric, categorical)
+        # The codes follow the numeric columns; a user's own choice in params.yaml stays.
+        if "categorical_features" not in params.hyperparameters:
+            codes = range(len(numeric), len(numeric) + len(categorical))
+            estimator.set_params(categorical_features=list(codes) or None)
+    else:
+        preprocess = encoded_preprocess(numeric, categorical)
+    steps = [("preprocess", preprocess), ("estimator", estimator)]
+    if DERIVED:
+        steps.insert(0, ("features", FunctionTransformer(add_derived)))
+    return Pipeline(steps)
+
+
+def encoded_preprocess(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Numbers imputed with the median and scaled; categories imputed with the most frequent
+    level and one-hot encoded (an unknown level encodes as all zeros)."""
+    return ColumnTransformer(
         [
             ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
             (
@@ -93,7 +116,15 @@ def build_pipeline(schema: dict, params: TrainParams) -> Pipeline:
         ],
         verbose_feature_names_out=False,
     )
-    steps = [("preprocess", preprocess), ("estimator", estimator)]
-    if DERIVED:
-        steps.insert(0, ("features", FunctionTransformer(add_derived)))
-    return Pipeline(steps)
+
+
+def native_preprocess(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Numbers as they are (missing stays NaN); categories as ordinal codes, with missing and
+    unknown levels as NaN, which the estimator treats as missing."""
+    codes = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
+    )
+    return ColumnTransformer(
+        [("numeric", "passthrough", numeric), ("categorical", codes, categorical)],
+        verbose_feature_names_out=False,
+    )

@@ -20,6 +20,8 @@ from {{ cookiecutter.__package }}.serving.guard import (
 from {{ cookiecutter.__package }}.serving.inputs import Inputs
 
 MODELS = [(task, model) for task, models in ESTIMATORS.items() for model in models]
+# Gradient boosting takes the numbers unscaled (model.py): nothing of theirs overflows.
+SCALED = [(task, model) for task, model in MODELS if model != "hist_gradient_boosting"]
 
 
 def fitted(task: str, model: str):
@@ -32,7 +34,7 @@ def fitted(task: str, model: str):
     return build_pipeline(spec, TrainParams(model=model)).fit(features, target)
 
 
-@pytest.mark.parametrize(("task", "model"), MODELS)
+@pytest.mark.parametrize(("task", "model"), SCALED)
 def test_extreme_floats_overflow_the_pipeline_and_are_refused_by_field(task, model) -> None:
     pipeline = fitted(task, model)
     rows = [[40.0, 50.0, "paris"], [40.0, 1.7e308, "lyon"]]
@@ -46,8 +48,9 @@ def test_extreme_floats_overflow_the_pipeline_and_are_refused_by_field(task, mod
 def test_values_up_to_the_limit_predict_finite_numbers(task, model) -> None:
     pipeline = fitted(task, model)
     limits = input_limits(pipeline, COLUMNS)
-    assert set(limits) == {0, 1}
-    rows = [[limits[0], -limits[1], None], [None, None, "nice"]]
+    assert set(limits) == ({0, 1} if (task, model) in SCALED else set())
+    bound = [limits.get(column, MAX_SCALED) for column in (0, 1)]
+    rows = [[bound[0], -bound[1], None], [None, None, "nice"]]
     assert check_range(Inputs.from_rows(rows, NUMERIC), COLUMNS, limits) is None
     frame = to_frame(Inputs.from_rows(rows, NUMERIC), COLUMNS)
     predicted = (

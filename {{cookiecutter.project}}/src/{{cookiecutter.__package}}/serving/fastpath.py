@@ -4,7 +4,8 @@ on, and, where it is exact, a NumPy version of the fitted preprocessing that ski
 On one record, scikit-learn's ColumnTransformer spends ~3 ms validating and indexing a pandas
 DataFrame, twenty times what the estimator takes. For the preprocessing that model.py builds
 (median imputer + scaler on numeric columns, most-frequent imputer + one-hot encoder on
-categorical ones) the same transform is a few array operations. `compile_transform` returns it
+categorical ones; for gradient boosting, numbers as they are and categories as ordinal codes)
+the same transform is a few array operations. `compile_transform` returns it
 only when it reproduces the pipeline's own output bit for bit on probe rows; for anything else
 (a pipeline edited by hand, an option it does not know) it returns None and the service calls
 the pipeline as it is.
@@ -20,7 +21,12 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+)
 
 from .inputs import Inputs, Rows
 
@@ -119,6 +125,58 @@ def _categorical(steps: Pipeline, index: list[int], numeric: list[bool]) -> Tran
     return transform
 
 
+def _passthrough(index: list[int], numeric: list[bool]) -> Transform | None:
+    if not all(numeric[i] for i in index):
+        return None
+    positions = [_kind_index(numeric, True).index(i) for i in index]  # in Inputs.numbers
+
+    def transform(inputs: Inputs) -> np.ndarray:
+        return inputs.numbers[:, positions]  # a copy, as for the scaled columns
+
+    return transform
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _ordinal(encoder: Any, index: list[int], numeric: list[bool]) -> Transform | None:
+    if not (
+        type(encoder) is OrdinalEncoder
+        and encoder.handle_unknown == "use_encoded_value"
+        and _is_nan(encoder.unknown_value)
+        and _is_nan(encoder.encoded_missing_value)
+        and not getattr(encoder, "_infrequent_enabled", False)
+        and not any(numeric[i] for i in index)
+    ):
+        return None
+    # A level's code is its position among the fitted levels; null and unknown levels are NaN.
+    lookups = [{level: float(n) for n, level in enumerate(found)} for found in encoder.categories_]
+    positions = [_kind_index(numeric, False).index(i) for i in index]  # in Inputs.categories
+
+    def transform(inputs: Inputs) -> np.ndarray:
+        codes = np.empty((len(inputs), len(positions)), dtype=encoder.dtype)
+        for j, position in enumerate(positions):
+            get, values = lookups[j].get, inputs.categories[position]
+            codes[:, j] = np.fromiter((get(v, np.nan) for v in values), np.float64, len(values))
+        return codes
+
+    return transform
+
+
+def _block(steps: Any, index: list[int], numeric: list[bool]) -> Transform | None:
+    """One branch of the ColumnTransformer as NumPy, or None for one this module does not know."""
+    # A fitted "passthrough" branch is an identity FunctionTransformer.
+    if type(steps) is FunctionTransformer and steps.func is None:
+        return _passthrough(index, numeric)
+    if isinstance(steps, OrdinalEncoder):
+        return _ordinal(steps, index, numeric)
+    if not isinstance(steps, Pipeline) or len(steps.steps) != 2:
+        return None
+    build = _numeric if isinstance(steps.steps[1][1], StandardScaler) else _categorical
+    return build(steps, index, numeric)
+
+
 def _blocks(
     preprocess: ColumnTransformer, columns: list[str], numeric: list[bool]
 ) -> list[Transform] | None:
@@ -130,11 +188,7 @@ def _blocks(
             continue
         if steps == "drop" or len(selected) == 0:
             continue
-        if not isinstance(steps, Pipeline) or len(steps.steps) != 2:
-            return None
-        index = [columns.index(column) for column in selected]
-        build = _numeric if isinstance(steps.steps[1][1], StandardScaler) else _categorical
-        block = build(steps, index, numeric)
+        block = _block(steps, [columns.index(column) for column in selected], numeric)
         if block is None:
             return None
         blocks.append(block)
@@ -146,10 +200,11 @@ def probe_rows(preprocess: ColumnTransformer, columns: list[str], numeric: list[
     rng = np.random.default_rng(0)
     levels: dict[str, list[Any]] = {}
     for _, steps, selected in preprocess.transformers_:
+        encoder = steps[-1] if isinstance(steps, Pipeline) else steps
         # A branch with no columns was never fitted (all-numeric data: no categories).
-        if len(selected) and isinstance(steps, Pipeline) and isinstance(steps[-1], OneHotEncoder):
-            for column, found in zip(selected, steps[-1].categories_, strict=True):
-                levels[column] = list(found)
+        if len(selected) and isinstance(encoder, OneHotEncoder | OrdinalEncoder):
+            for column, found in zip(selected, encoder.categories_, strict=True):
+                levels[column] = [level for level in found if not _is_nan(level)]  # null: None
     rows = []
     for r in range(PROBE_ROWS):
         row: list[Any] = []
