@@ -2,14 +2,20 @@
 the project name. Idempotent: an unchanged model is not logged twice. Aliases are not set here:
 the environment's alias moves when the deploy has put the version there (deploy/gitops).
 
-Runs after `dvc repro` in `make train` (`python -m deploy.track`); writes build/lineage.json
-for the later pipeline steps, and the model card (deploy/model_card.py), also logged to the run.
+`make train` runs `python -m deploy.track --repro`: `dvc repro`, then this logging. While DVC's
+process runs the stages, a thread here imports MLflow and scikit-learn and, on a checkout's first
+run, creates the sqlite store: 2-6 s that would otherwise follow the stages. Writes
+build/lineage.json for the later pipeline steps, and the model card (deploy/model_card.py), also
+logged to the run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,6 +37,8 @@ from .naming import env_name, mlflow_alias
 from .settings import load_settings
 from .urls import redact
 
+# `dvc repro` with every stage unchanged takes ~0.8 s; one that runs a stage, at least twice that.
+NOTHING_TO_RUN_SECONDS = 1.0
 # Identical model bytes from the same commit, params and data are the same model version.
 IDENTITY_TAGS = ("model_sha256", "git_commit", "params_sha256", "dvc_lock_sha256")
 
@@ -113,7 +121,50 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     )
 
 
-def main() -> None:
+def quiet_mlflow() -> None:
+    """MLflow's warnings and errors only: its info lines would interleave with the stages'."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+
+
+def open_mlflow(tracking_uri: str) -> None:
+    """What logging needs first and takes seconds: the imports and the store (sqlite: created on
+    first use). A failure is left for the logging itself to report, after the stages."""
+    try:
+        import mlflow.sklearn  # noqa: F401 - imported for its import time
+        from mlflow.models import infer_signature  # noqa: F401
+
+        mlflow_client.client(tracking_uri)  # creates a sqlite store; no request to a server
+    except Exception:  # noqa: S110 - main() reports it, naming the tracking URI
+        pass
+
+
+def repro_then_log() -> None:
+    """`make train`: `dvc repro` with MLflow opened meanwhile, then main()."""
+    settings = load_settings()
+    store = settings.mlflow_tracking_uri.removeprefix("sqlite:///")
+    # A store being created is waited for even when nothing is logged: never left half-migrated.
+    creating = store != settings.mlflow_tracking_uri and not Path(store).exists()
+    quiet_mlflow()
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro"])
+    opening = None
+    try:  # a repro with nothing to run ends first and gets no thread competing with it
+        code = repro.wait(timeout=0 if creating else NOTHING_TO_RUN_SECONDS)
+    except subprocess.TimeoutExpired:
+        # After the fork, so DVC's environment is this one untouched; a daemon, so that a run
+        # that logs nothing does not wait for it.
+        uri = settings.mlflow_tracking_uri
+        opening = threading.Thread(target=open_mlflow, args=(uri,), daemon=True)
+        opening.start()
+        code = repro.wait()
+    if creating and opening:
+        opening.join()
+    if code:
+        sys.exit(code)
+    main(opening)
+
+
+def main(opening: threading.Thread | None = None) -> None:
     settings = load_settings()
     for needed in (MODEL_FILE, LOCK_FILE):
         if not (settings.root / needed).is_file():
@@ -138,12 +189,13 @@ def main() -> None:
         )
         return
 
+    if opening:  # the imports and store it began, finished before they are used here
+        opening.join()
     import mlflow
 
     from {{ cookiecutter.__package }}.serving.api import CARD_FILE
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="mlflow")
+    quiet_mlflow()
     with mlflow_client.one_line_errors(settings.mlflow_tracking_uri):
         client = mlflow_client.client(settings.mlflow_tracking_uri)
         experiment_id = mlflow.set_experiment(settings.project).experiment_id
@@ -183,4 +235,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(repro_then_log if sys.argv[1:] == ["--repro"] else main)
