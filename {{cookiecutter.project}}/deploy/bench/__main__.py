@@ -3,12 +3,13 @@ usual alternatives, single records and batches.
 
 On the same model and machine, in one run, POSTs (wrk + post.lua) of one record at 1, 8 and 32
 concurrent clients, and of BATCH records to /predict_batch at 1 and 2 clients, against: the
-Bento (`bentoml serve`; also the same rows as columns to its /predict_columns), `mlflow models serve` on the same registered model version (single
-records only), a plain FastAPI + uvicorn app calling the pipeline on a DataFrame, a FastAPI app
-calling the service's own model code (the fast path: what is left is the serving stack's cost),
-and finally in-process predict on the same rows as the service calls it (the ceiling, one
-thread). Prints a table and the goals met or not, and writes build/bench.json. Needs
-`make train bento` first and `wrk` (Debian package `wrk`).
+Bento (`bentoml serve`; it also gets the same rows as columns on /predict_columns), `mlflow
+models serve` on the same registered model version (single records only), a plain FastAPI +
+uvicorn app calling the pipeline on a DataFrame, a FastAPI app calling the service's own model
+code (the fast path: what is left is the serving stack's cost), and finally in-process predict
+on the same rows as the service calls it (the ceiling, one thread; from the columns too). Prints
+a table and the goals met or not, and writes build/bench.json. Needs `make train bento` first
+and `wrk` (Debian package `wrk`).
 
 Options by environment: BENCH_SECONDS (per point, default 10), BENCH_WARMUP_SECONDS (before each
 server's points, default 3), BENCH_CLIENTS (default "1 8 32"), BENCH_BATCH_CLIENTS (default "1 2").

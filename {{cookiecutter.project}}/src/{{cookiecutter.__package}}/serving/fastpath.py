@@ -5,10 +5,10 @@ On one record, scikit-learn's ColumnTransformer spends ~3 ms validating and inde
 DataFrame, twenty times what the estimator takes. For the preprocessing that model.py builds
 (median imputer + scaler on numeric columns, most-frequent imputer + one-hot encoder on
 categorical ones; for gradient boosting, numbers as they are and categories as ordinal codes)
-the same transform is a few array operations. `compile_transform` returns it
-only when it reproduces the pipeline's own output bit for bit on probe rows; for anything else
-(a pipeline edited by hand, an option it does not know) it returns None and the service calls
-the pipeline as it is.
+the same transform is a few array operations. `compile_transform` returns it only when it
+reproduces the pipeline's own output bit for bit on probe rows; for anything else (a pipeline
+edited by hand, an option it does not know) it returns None and the service calls the pipeline
+as it is.
 """
 
 from __future__ import annotations
