@@ -33,15 +33,11 @@ class Inputs:
 
     @classmethod
     def from_rows(cls, rows: Rows, numeric: list[bool]) -> Inputs:
-        shape = (len(rows), sum(numeric))  # (0, k) or (n, 0) too
         if all(numeric):  # all-numeric data: one conversion of the whole list, several times faster
-            numbers, categories = np.array(rows, dtype=np.float64), []
+            numbers = np.array(rows, dtype=np.float64).reshape((len(rows), len(numeric)))
+            inputs = cls(numbers, [], numeric)
         else:
-            columns = list(zip(*rows, strict=True)) or [()] * len(numeric)
-            kinds = list(zip(columns, numeric, strict=True))
-            numbers = np.array([c for c, n in kinds if n], dtype=np.float64).T
-            categories = [c for c, n in kinds if not n]
-        inputs = cls(numbers.reshape(shape), categories, numeric)
+            inputs = cls.from_columns(list(zip(*rows, strict=True)) or [()] * len(numeric), numeric)
         inputs.rows = rows  # what cached_property would compute: the rows as given
         return inputs
 
@@ -51,7 +47,7 @@ class Inputs:
         count, kinds = len(columns[0]), list(zip(columns, numeric, strict=True))
         numbers = np.array([c for c, n in kinds if n], dtype=np.float64).T
         categories = [c for c, n in kinds if not n]
-        return cls(numbers.reshape((count, sum(numeric))), categories, numeric)
+        return cls(numbers.reshape((count, sum(numeric))), categories, numeric)  # (0, k), (n, 0)
 
     def __len__(self) -> int:
         return self.numbers.shape[0]
